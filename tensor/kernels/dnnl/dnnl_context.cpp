@@ -1,0 +1,172 @@
+#include "tensor/kernels/dnnl/dnnl_context.h"
+
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "tensor/kernels/dnnl/dnnl_info.h"
+
+namespace dearest {
+
+namespace dnnlk {
+
+dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+dnnl::stream& stream() {
+  static dnnl::stream s(engine());
+  return s;
+}
+
+dt to_dnnl(DType t) {
+  switch (t) {
+    case DType::F32: return dt::f32;
+    case DType::I32: return dt::s32;
+    case DType::I8: return dt::s8;
+    case DType::U8: return dt::u8;
+    default: fail("oneDNN: dtype ", dtype_name(t), " is not supported by oneDNN kernels");
+  }
+}
+
+dnnl::memory::dims to_dims(const Shape& s) { return dnnl::memory::dims(s.begin(), s.end()); }
+
+dnnl::memory::desc plain_desc(const Shape& shape, DType dtype) {
+  Shape st = contiguous_strides(shape);
+  return dnnl::memory::desc(to_dims(shape), to_dnnl(dtype), dnnl::memory::dims(st.begin(), st.end()));
+}
+
+dnnl::memory::desc desc_of(const Tensor& t) {
+  if (t.is_blocked()) return t.blocked_layout()->md;
+  return dnnl::memory::desc(to_dims(t.shape()), to_dnnl(t.dtype()), to_dims(t.strides()));
+}
+
+namespace {
+void* bytes_of(const Tensor& t) {
+  if (t.is_blocked()) return t.storage()->data();
+  return t.raw_data();
+}
+
+bool is_row_major(const dnnl::memory::desc& md, const Shape& shape) {
+  const dnnl_memory_desc_t& d = md.data;
+  if (d.format_kind != dnnl_blocked || d.format_desc.blocking.inner_nblks != 0 || d.offset0 != 0) return false;
+  Shape st = contiguous_strides(shape);
+  for (int i = 0; i < d.ndims; ++i) {
+    if (d.padded_dims[i] != d.dims[i]) return false;
+    if (d.dims[i] != 1 && d.format_desc.blocking.strides[i] != st[i]) return false;
+  }
+  return true;
+}
+
+std::shared_ptr<Storage>& arena() {
+  static std::shared_ptr<Storage> a;
+  return a;
+}
+}  // namespace
+
+dnnl::memory memory_of(const Tensor& t) { return dnnl::memory(desc_of(t), engine(), bytes_of(t)); }
+dnnl::memory memory_of(const Tensor& t, const dnnl::memory::desc& md) {
+  return dnnl::memory(md, engine(), bytes_of(t));
+}
+
+Tensor make_tensor(const dnnl::memory::desc& md, const Shape& shape, DType dtype) {
+  if (is_row_major(md, shape)) return Tensor::empty(shape, dtype);
+  auto storage = std::make_shared<Storage>(md.get_size(), false);
+  return Tensor::wrap(storage, shape, dtype, std::make_shared<DnnlLayout>(md));
+}
+
+Tensor reorder_to(const Tensor& t, const dnnl::memory::desc& want) {
+  dnnl::memory::desc have = desc_of(t);
+  if (have == want) return t;
+  Tensor out = make_tensor(want, t.shape(), t.dtype());
+  dnnl::memory src = memory_of(t), dst = memory_of(out, want);
+  dnnl::reorder(src, dst).execute(stream(), src, dst);
+  stream().wait();
+  return out;
+}
+
+Tensor reorder_bytes(const Tensor& t, const dnnl::memory::desc& have, const dnnl::memory::desc& want,
+                     const Shape& shape) {
+  Tensor out = make_tensor(want, shape, t.dtype());
+  dnnl::memory src = memory_of(t, have), dst = memory_of(out, want);
+  dnnl::reorder(src, dst).execute(stream(), src, dst);
+  stream().wait();
+  return out;
+}
+
+Tensor finish(const Tensor& t) {
+  if (layout_policy() == LayoutPolicy::Plain && t.is_blocked()) return blocked_to_plain(t);
+  return t;
+}
+
+Tensor make_workspace(const dnnl::memory::desc& md) {
+  auto storage = std::make_shared<Storage>(std::max<size_t>(md.get_size(), 1), false);
+  return Tensor::wrap(storage, {static_cast<int64_t>(md.get_size())}, DType::U8, std::make_shared<DnnlLayout>(md));
+}
+
+dnnl::memory scratchpad_for(const dnnl::memory::desc& md) {
+  auto& a = arena();
+  if (!a || a->nbytes() < md.get_size()) a = std::make_shared<Storage>(md.get_size(), false);
+  return dnnl::memory(md, engine(), a->data());
+}
+
+dnnl::primitive_attr default_attr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+void execute(const dnnl::primitive& p, std::unordered_map<int, dnnl::memory> args) {
+  p.execute(stream(), args);
+  stream().wait();
+}
+
+std::string key_of(const dnnl::memory::desc& md) {
+  const dnnl_memory_desc_t& d = md.data;
+  std::ostringstream os;
+  os << d.data_type << ':' << d.format_kind << ':';
+  for (int i = 0; i < d.ndims; ++i) os << d.dims[i] << '/' << d.padded_dims[i] << '/' << d.format_desc.blocking.strides[i] << ',';
+  os << 'b';
+  for (int i = 0; i < d.format_desc.blocking.inner_nblks; ++i)
+    os << d.format_desc.blocking.inner_blks[i] << d.format_desc.blocking.inner_idxs[i] << '.';
+  os << 'o' << d.offset0 << 'e' << d.extra.flags;
+  return os.str();
+}
+
+namespace {
+std::set<std::string>& impl_log() {
+  static std::set<std::string> s;
+  return s;
+}
+}  // namespace
+
+void note_impl(const std::string& what, const char* impl) { impl_log().insert(what + ": " + impl); }
+std::vector<std::string> impls_seen() { return {impl_log().begin(), impl_log().end()}; }
+
+}  // namespace dnnlk
+
+Tensor blocked_to_plain(const Tensor& t) {
+  if (!t.is_blocked()) return t;
+  return dnnlk::reorder_to(t, dnnlk::plain_desc(t.shape(), t.dtype()));
+}
+
+std::string dnnl_version_string() {
+  const dnnl_version_t* v = dnnl_version();
+  std::ostringstream os;
+  os << v->major << '.' << v->minor << '.' << v->patch;
+  return os.str();
+}
+
+std::string dnnl_isa_string() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    default: return "other";
+  }
+}
+
+}  // namespace dearest

@@ -1,0 +1,18 @@
+// 2-d convolution (NCHW input, OIHW weight, optional bias): forward and both backward passes, with
+// the oneDNN kernel (f32, Backend::Fast) or the reference loops (f64, or Backend::Reference).
+#pragma once
+#include "tensor/ops/nn_params.h"
+#include "tensor/tensor.h"
+
+namespace dearest::raw {
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p);
+Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_shape, bool with_bias,
+                            const Conv2dParams& p);
+struct ConvWeightGrads {
+  Tensor w, bias;  // bias undefined when there is none
+};
+ConvWeightGrads conv2d_backward_weights(const Tensor& gy, const Tensor& x, const Shape& w_shape, bool with_bias,
+                                        const Conv2dParams& p);
+
+}  // namespace dearest::raw

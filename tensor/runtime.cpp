@@ -1,0 +1,40 @@
+#include "tensor/runtime.h"
+
+#include <omp.h>
+
+#include <sstream>
+
+#include "tensor/error.h"
+#include "tensor/kernels/dnnl/dnnl_info.h"
+#include "tensor/kernels/blas.h"
+
+namespace dearest {
+
+namespace {
+Backend g_backend = Backend::Fast;
+LayoutPolicy g_layout = LayoutPolicy::Blocked;
+}  // namespace
+
+Backend backend() { return g_backend; }
+void set_backend(Backend b) { g_backend = b; }
+LayoutPolicy layout_policy() { return g_layout; }
+void set_layout_policy(LayoutPolicy p) { g_layout = p; }
+
+void set_num_threads(int n) {
+  DEAREST_CHECK(n >= 1, "set_num_threads: need at least 1 thread, got ", n);
+  omp_set_num_threads(n);
+}
+int num_threads() { return omp_get_max_threads(); }
+
+std::string runtime_manifest_json() {
+  std::ostringstream os;
+  os << "{\"dearest_version\": \"" << DEAREST_VERSION << "\", \"onednn_version\": \"" << dnnl_version_string()
+     << "\", \"onednn_isa\": \"" << dnnl_isa_string() << "\", \"openblas\": \"" << blas_config_string()
+     << "\", \"openblas_threading\": \"" << blas_parallel_string() << "\", \"threads\": " << num_threads()
+     << ", \"backend\": \"" << (backend() == Backend::Fast ? "fast" : "reference") << "\", \"layout_policy\": \""
+     << (layout_policy() == LayoutPolicy::Blocked ? "blocked" : "plain") << "\", \"compiler\": \"" << __VERSION__
+     << "\", \"march\": \"" << DEAREST_ARCH_STRING << "\"}";
+  return os.str();
+}
+
+}  // namespace dearest

@@ -1,0 +1,40 @@
+// Process-wide engine settings: which kernels run (fast oneDNN/OpenBLAS or the plain-loop
+// reference), how oneDNN outputs are laid out, and how many threads. Fixed per run and logged.
+#pragma once
+#include <string>
+
+namespace dearest {
+
+enum class Backend { Fast, Reference };
+// Blocked: oneDNN ops hand their outputs on in the layout oneDNN chose (nChw8c, ...), so chains
+// of convs, batch-norms, ReLUs and adds never reorder. Plain: every oneDNN op output is reordered
+// to NCHW at once (slower; every intermediate is then inspectable).
+enum class LayoutPolicy { Blocked, Plain };
+
+Backend backend();
+void set_backend(Backend b);
+LayoutPolicy layout_policy();
+void set_layout_policy(LayoutPolicy p);
+
+// Sets OpenMP's (and so oneDNN's and OpenBLAS's) thread count. Call before the first op: oneDNN
+// reads it when a primitive is created, and results are only reproducible at a fixed count.
+void set_num_threads(int n);
+int num_threads();
+
+// Scoped switches, restoring the previous setting on exit.
+struct BackendScope {
+  explicit BackendScope(Backend b) : prev(backend()) { set_backend(b); }
+  ~BackendScope() { set_backend(prev); }
+  Backend prev;
+};
+struct LayoutPolicyScope {
+  explicit LayoutPolicyScope(LayoutPolicy p) : prev(layout_policy()) { set_layout_policy(p); }
+  ~LayoutPolicyScope() { set_layout_policy(prev); }
+  LayoutPolicy prev;
+};
+
+// What this run executes on, as JSON: oneDNN version and ISA, OpenBLAS build and threading,
+// thread count, backend, layout policy, compiler flags.
+std::string runtime_manifest_json();
+
+}  // namespace dearest
