@@ -9,6 +9,7 @@ namespace {
 dnnl::algorithm eltwise_alg(raw::Unary op) {
   using A = dnnl::algorithm;
   switch (op) {
+    case raw::Unary::Neg: return A::eltwise_linear;  // alpha = -1, beta = 0: exact
     case raw::Unary::Exp: return A::eltwise_exp;
     case raw::Unary::Log: return A::eltwise_log;
     case raw::Unary::Sqrt: return A::eltwise_sqrt;
@@ -52,8 +53,9 @@ struct BinaryEntry {
 
 EltwiseFwd& eltwise_fwd_entry(dnnl::algorithm alg, const dnnl::memory::desc& md) {
   static PrimitiveCache<EltwiseFwd> cache;
+  const float alpha = alg == dnnl::algorithm::eltwise_linear ? -1.f : 0.f;
   return cache.get(std::to_string(int(alg)) + "|" + key_of(md), [&] {
-    dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_training, alg, md, 0.f, 0.f);
+    dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_training, alg, md, alpha, 0.f);
     dnnl::eltwise_forward::primitive_desc pd(d, default_attr(), engine());
     return EltwiseFwd{pd, dnnl::eltwise_forward(pd)};
   });

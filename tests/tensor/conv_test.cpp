@@ -1,0 +1,96 @@
+#include "tensor/ops/conv.h"
+
+#include "tensor/runtime.h"
+#include "tests/test_util.h"
+
+namespace dearest::raw {
+namespace {
+
+struct ConvCase {
+  Shape x, w;
+  Conv2dParams p;
+  bool bias;
+};
+
+std::vector<ConvCase> cases() {
+  auto P = [](int64_t s, int64_t pad, int64_t d = 1, int64_t g = 1) {
+    Conv2dParams p;
+    p.stride_h = p.stride_w = s;
+    p.pad_h = p.pad_w = pad;
+    p.dil_h = p.dil_w = d;
+    p.groups = g;
+    return p;
+  };
+  Conv2dParams asym = P(1, 1);
+  asym.stride_w = 2;
+  asym.pad_h = 0;
+  return {
+      {{1, 3, 9, 7}, {8, 3, 3, 3}, P(1, 0), true},      // batch 1, odd sizes, 3 input channels
+      {{2, 5, 9, 7}, {6, 5, 3, 3}, P(2, 1), true},      // the fixture's geometry
+      {{3, 16, 11, 13}, {16, 16, 3, 3}, P(1, 1), false},
+      {{2, 16, 12, 12}, {32, 16, 3, 3}, P(2, 1), false},
+      {{2, 8, 10, 10}, {12, 8, 7, 7}, P(1, 3), true},   // padding 3
+      {{2, 8, 10, 10}, {8, 8, 3, 3}, P(1, 3), false},   // padding beyond half the kernel
+      {{2, 16, 9, 9}, {32, 16, 1, 1}, P(2, 0), false},  // 1x1 stride-2 shortcut
+      {{1, 8, 12, 12}, {8, 8, 3, 3}, P(1, 2, 2), true}, // dilation
+      {{2, 16, 8, 8}, {16, 4, 3, 3}, P(1, 1, 1, 4), true},  // groups
+      {{2, 6, 7, 9}, {4, 6, 2, 3}, asym, false},        // rectangular kernel, mixed strides
+  };
+}
+
+struct Grads {
+  Tensor y, gx, gw, gb;
+};
+
+Grads run(const ConvCase& c, DType dt) {
+  Tensor x = test::randn(c.x, 1, dt), w = test::randn(c.w, 2, dt), b = c.bias ? test::randn({c.w[0]}, 3, dt) : Tensor();
+  Grads r;
+  r.y = conv2d(x, w, b, c.p);
+  Tensor gy = test::randn(r.y.shape(), 4, dt);
+  r.gx = conv2d_backward_data(gy, w, c.x, c.bias, c.p);
+  ConvWeightGrads wg = conv2d_backward_weights(gy, x, c.w, c.bias, c.p);
+  r.gw = wg.w;
+  r.gb = wg.bias;
+  return r;
+}
+
+TEST(Conv2d, FastMatchesReferenceOnRandomShapes) {
+  for (LayoutPolicy policy : {LayoutPolicy::Blocked, LayoutPolicy::Plain}) {
+    LayoutPolicyScope lp(policy);
+    for (const ConvCase& c : cases()) {
+      Grads fast = run(c, DType::F32);
+      Grads ref;
+      {
+        BackendScope s(Backend::Reference);
+        ref = run(c, DType::F64);
+      }
+      std::string what = shape_str(c.x) + " * " + shape_str(c.w) + " " + c.p.str();
+      EXPECT_LT(test::rel_err(fast.y.plain(), ref.y), 2e-6) << what;
+      EXPECT_LT(test::rel_err(fast.gx.plain(), ref.gx), 2e-6) << what;
+      EXPECT_LT(test::rel_err(fast.gw, ref.gw), 2e-6) << what;
+      if (c.bias) EXPECT_LT(test::rel_err(fast.gb, ref.gb), 2e-6) << what;
+      if (policy == LayoutPolicy::Plain) EXPECT_FALSE(fast.y.is_blocked());
+    }
+  }
+}
+
+TEST(Conv2d, ReferenceF32MatchesF64) {
+  BackendScope s(Backend::Reference);
+  for (const ConvCase& c : cases()) {
+    Grads a = run(c, DType::F32), b = run(c, DType::F64);
+    EXPECT_LT(test::rel_err(a.y, b.y), 1e-6);
+    EXPECT_LT(test::rel_err(a.gw, b.gw), 1e-6);
+  }
+}
+
+TEST(Conv2d, BadInputsRaise) {
+  Tensor x = Tensor::zeros({1, 3, 8, 8}), w = Tensor::zeros({4, 2, 3, 3});
+  EXPECT_ERROR_CONTAINS(conv2d(x, w, Tensor(), {}), "conv2d", "[1, 3, 8, 8]", "[4, 2, 3, 3]");
+  EXPECT_ERROR_CONTAINS(conv2d(Tensor::zeros({3, 8, 8}), w, Tensor(), {}), "conv2d", "4-d");
+  EXPECT_ERROR_CONTAINS(conv2d(x, Tensor::zeros({4, 3, 9, 9}), Tensor(), {}), "conv2d", "does not fit");
+  EXPECT_ERROR_CONTAINS(conv2d(x, Tensor::zeros({4, 3, 3, 3}), Tensor::zeros({5}), {}), "conv2d", "bias", "[5]");
+  EXPECT_ERROR_CONTAINS(conv2d(x, Tensor::zeros({4, 3, 3, 3}, DType::F64), Tensor(), {}), "conv2d", "dtype");
+}
+
+}  // namespace
+}  // namespace dearest::raw

@@ -1,0 +1,65 @@
+// Helpers shared by the tests: random tensors from the project's RNG, comparisons that report the
+// worst element, and the location of ../shared.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include "tensor/rng.h"
+#include "tensor/tensor.h"
+
+namespace dearest::test {
+
+inline Tensor randn(const Shape& s, uint64_t seed, DType dt = DType::F32) { return Rng(seed, 7).normal(s, 0, 1, dt); }
+inline Tensor randu(const Shape& s, uint64_t seed, double lo, double hi, DType dt = DType::F32) {
+  return Rng(seed, 9).uniform(s, lo, hi, dt);
+}
+
+// max |a - b| / max(1e-30, max |b|): the error relative to the tensor's scale.
+inline double rel_err(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(shape_str(a.shape()), shape_str(b.shape()));
+  auto va = a.to_vector(), vb = b.to_vector();
+  double m = 0, s = 0;
+  for (size_t i = 0; i < va.size(); ++i) {
+    m = std::max(m, std::fabs(va[i] - vb[i]));
+    s = std::max(s, std::fabs(vb[i]));
+  }
+  return m / std::max(s, 1e-30);
+}
+
+inline double max_abs_diff(const Tensor& a, const Tensor& b) {
+  auto va = a.to_vector(), vb = b.to_vector();
+  EXPECT_EQ(va.size(), vb.size());
+  double m = 0;
+  for (size_t i = 0; i < va.size() && i < vb.size(); ++i) m = std::max(m, std::fabs(va[i] - vb[i]));
+  return m;
+}
+
+inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
+  Tensor x = a.contiguous(), y = b.contiguous();
+  return x.shape() == y.shape() && x.dtype() == y.dtype() && std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()) == 0;
+}
+
+inline std::string shared_dir() {
+  if (const char* e = std::getenv("DEAREST_SHARED")) return e;
+  return DEAREST_SHARED_DIR;
+}
+
+}  // namespace dearest::test
+
+// Runs `body` with the thrown dearest::Error's message in `msg`; fails if nothing is thrown.
+#define EXPECT_ERROR_CONTAINS(stmt, ...)                                              \
+  do {                                                                                \
+    try {                                                                             \
+      stmt;                                                                           \
+      ADD_FAILURE() << "expected an error from: " #stmt;                              \
+    } catch (const ::dearest::Error& e) {                                             \
+      for (const char* want : {__VA_ARGS__})                                          \
+        EXPECT_NE(std::string(e.what()).find(want), std::string::npos)                \
+            << "message \"" << e.what() << "\" lacks \"" << want << "\"";             \
+    }                                                                                 \
+  } while (0)
