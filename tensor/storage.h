@@ -29,6 +29,7 @@ class Storage {
  private:
   void* data_ = nullptr;
   size_t nbytes_ = 0;
+  size_t capacity_ = 0;
   uint64_t id_ = 0;
   uint64_t version_ = 0;
 };

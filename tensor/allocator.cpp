@@ -1,0 +1,107 @@
+#include "tensor/allocator.h"
+
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <new>
+#include <vector>
+
+namespace dearest {
+
+namespace {
+
+constexpr size_t kLarge = size_t(1) << 20;      // blocks from here on are cached
+constexpr size_t kGranule = size_t(64) << 10;   // large sizes round up to 64 KiB
+constexpr size_t kHuge = size_t(2) << 20;       // 2 MiB: aligned so the kernel may use huge pages
+
+struct Cache {
+  std::mutex mu;
+  std::map<size_t, std::vector<void*>> free;  // by capacity; ordered, never keyed by pointer
+  size_t cached = 0, blocks = 0, hits = 0, misses = 0;
+  size_t cap = [] {
+    const char* e = std::getenv("DEAREST_ALLOC_CACHE_MB");
+    return e ? size_t(std::strtoull(e, nullptr, 10)) << 20 : size_t(4) << 30;
+  }();
+};
+
+Cache& cache() {
+  static Cache* c = new Cache;  // never destroyed: tensors may be freed during static destruction
+  return *c;
+}
+
+void* system_alloc(size_t cap) {
+  const size_t align = cap >= kHuge ? kHuge : 64;
+  void* p = std::aligned_alloc(align, (cap + align - 1) / align * align);
+  if (!p) throw std::bad_alloc();
+  if (cap >= kHuge) madvise(p, cap, MADV_HUGEPAGE);  // fewer first-touch faults; advisory only
+  return p;
+}
+
+}  // namespace
+
+void* alloc_bytes(size_t nbytes, size_t* capacity) {
+  if (nbytes < kLarge) {
+    size_t cap = (nbytes + 63) / 64 * 64;
+    if (cap == 0) cap = 64;
+    *capacity = cap;
+    return system_alloc(cap);
+  }
+  const size_t cap = (nbytes + kGranule - 1) / kGranule * kGranule;
+  *capacity = cap;
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.free.find(cap);
+    if (it != c.free.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      c.cached -= cap;
+      --c.blocks;
+      ++c.hits;
+      return p;
+    }
+    ++c.misses;
+  }
+  return system_alloc(cap);
+}
+
+void free_bytes(void* p, size_t capacity) {
+  if (!p) return;
+  if (capacity >= kLarge) {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (c.cached + capacity <= c.cap) {
+      c.free[capacity].push_back(p);
+      c.cached += capacity;
+      ++c.blocks;
+      return;
+    }
+  }
+  std::free(p);
+}
+
+AllocatorStats allocator_stats() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return {c.cached, c.blocks, c.hits, c.misses, c.cap};
+}
+
+void release_cached_memory() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  for (auto& [size, v] : c.free)
+    for (void* p : v) std::free(p);
+  c.free.clear();
+  c.cached = 0;
+  c.blocks = 0;
+}
+
+void set_allocator_cache_cap(size_t bytes) {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.cap = bytes;
+}
+
+}  // namespace dearest
