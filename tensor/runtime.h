@@ -21,6 +21,11 @@ void set_layout_policy(LayoutPolicy p);
 void set_num_threads(int n);
 int num_threads();
 
+// Caps oneDNN's instruction set ("avx2", "avx512_core", ... or "all"); call before the first op.
+// Results are bitwise reproducible only at a fixed ISA and thread count: pin "avx2" to compare
+// runs between AVX2 and AVX-512 hosts.
+void set_max_isa(const std::string& isa);
+
 // Scoped switches, restoring the previous setting on exit.
 struct BackendScope {
   explicit BackendScope(Backend b) : prev(backend()) { set_backend(b); }

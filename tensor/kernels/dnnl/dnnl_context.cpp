@@ -158,15 +158,39 @@ std::string dnnl_version_string() {
   return os.str();
 }
 
-std::string dnnl_isa_string() {
-  switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::sse41: return "sse41";
-    case dnnl::cpu_isa::avx: return "avx";
-    case dnnl::cpu_isa::avx2: return "avx2";
-    case dnnl::cpu_isa::avx512_core: return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
-    default: return "other";
+namespace {
+const std::pair<const char*, dnnl::cpu_isa> kIsas[] = {
+    {"sse41", dnnl::cpu_isa::sse41},
+    {"avx", dnnl::cpu_isa::avx},
+    {"avx2", dnnl::cpu_isa::avx2},
+    {"avx2_vnni", dnnl::cpu_isa::avx2_vnni},
+    {"avx512_core", dnnl::cpu_isa::avx512_core},
+    {"avx512_core_vnni", dnnl::cpu_isa::avx512_core_vnni},
+    {"avx512_core_bf16", dnnl::cpu_isa::avx512_core_bf16},
+    {"avx512_core_amx", dnnl::cpu_isa::avx512_core_amx},
+    {"all", dnnl::cpu_isa::all}};
+}  // namespace
+
+void set_max_isa(const std::string& isa) {
+  std::string known;
+  for (const auto& [name, v] : kIsas) {
+    known += std::string(known.empty() ? "" : ", ") + name;
+    if (isa != name) continue;
+    try {
+      dnnl::set_max_cpu_isa(v);
+    } catch (const dnnl::error& e) {
+      fail("set_max_isa: oneDNN refused \"", isa, "\" (it must be set before the first op): ", e.what());
+    }
+    return;
   }
+  fail("set_max_isa: unknown ISA \"", isa, "\" (", known, ")");
+}
+
+std::string dnnl_isa_string() {
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  for (const auto& [name, v] : kIsas)
+    if (v == isa) return name;
+  return "other";
 }
 
 }  // namespace dearest

@@ -1,0 +1,29 @@
+// The subcommand table of the dearest program and the options every subcommand shares.
+#pragma once
+#include <boost/program_options.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace dearest::cli {
+
+namespace po = boost::program_options;
+
+struct Command {
+  const char* name;
+  const char* summary;
+  // Adds the subcommand's options; `run` gets the parsed map and returns the exit code.
+  std::function<void(po::options_description&)> options;
+  std::function<int(const po::variables_map&)> run;
+};
+
+const std::vector<Command>& commands();
+
+// --threads, --backend, --layout, --isa: applied before the subcommand runs.
+void add_engine_options(po::options_description& d);
+void apply_engine_options(const po::variables_map& vm);
+
+Command info_command();
+Command selfcheck_command();
+
+}  // namespace dearest::cli
