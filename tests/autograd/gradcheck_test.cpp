@@ -43,7 +43,11 @@ TEST(Gradcheck, ElementwiseOps) {
   check("relu", [](auto& v) { return relu(v[0]); }, {a});
   check("clamp", [](auto& v) { return clamp(v[0], -0.5, 0.5); }, {a});
   check("where", [](auto& v) { return where(gt(v[0], 0.0), v[0], v[1]); }, {a, leaf({3, 4}, 11)});
-  check("round (zero gradient)", [](auto& v) { return round_half_even(v[0] * 3.0) + floor(v[0]) + sign(v[0]); },
+  check("round (zero gradient)",
+        [](auto& v) {
+          return round_half_even(v[0] * 3.0) + round_half_away(v[0] * 3.0) + floor(v[0]) + ceil(v[0]) + sign(v[0]) +
+                 v[0];
+        },
         {leaf({5}, 12, 0.1, 0.15)});
 }
 
@@ -68,6 +72,7 @@ TEST(Gradcheck, ShapeOps) {
   check("transpose", [](auto& v) { return transpose(v[0], 0, 2) * 1.0; }, {a});
   check("expand", [](auto& v) { return expand(v[0], {5, 3, 4}); }, {leaf({3, 1}, 7)});
   check("unsqueeze/squeeze", [](auto& v) { return squeeze(unsqueeze(v[0], 1), 1); }, {a});
+  check("contiguous", [](auto& v) { return contiguous(transpose(v[0], 0, 1)); }, {a});
   check("cat", [](auto& v) { return cat({v[0], v[1]}, 1); }, {a, leaf({2, 2, 4}, 8)});
   check("pad", [](auto& v) { return pad(v[0], {1, 2, 0, 1}, 0.5); }, {a});
   Tensor idx = Tensor::from_vector<int32_t>({2, 0, 2, 1}, {4});
@@ -133,6 +138,7 @@ TEST(Gradcheck, SoftmaxAndLosses) {
   Tensor t = Tensor::from_vector<int32_t>({0, 3, 2, 3}, {4});
   check("softmax", [](auto& v) { return softmax(v[0], 1); }, {leaf({3, 4, 2}, 1)});
   check("log_softmax", [](auto& v) { return log_softmax(v[0], -1); }, {leaf({3, 4}, 2)});
+  check("nll_loss", [=](auto& v) { return nll_loss(v[0], t, Reduction::Sum); }, {leaf({4, 5}, 4)});
   for (Reduction r : {Reduction::Mean, Reduction::Sum, Reduction::None})
     check("cross_entropy", [=](auto& v) { return cross_entropy(v[0], t, r); }, {leaf({4, 5}, 3, -3, 3)});
 }

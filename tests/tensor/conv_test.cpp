@@ -74,6 +74,41 @@ TEST(Conv2d, FastMatchesReferenceOnRandomShapes) {
   }
 }
 
+// 40 geometries drawn at random: batch 1-3, odd sizes, strides 1-2, padding 0/1/3, dilation 1-2,
+// groups 1-2, kernels 1-5, with and without bias.
+TEST(Conv2d, FastMatchesReferenceOnRandomGeometries) {
+  Rng r(2024, 1);
+  int tested = 0;
+  while (tested < 40) {
+    const int64_t g = r.next_int(1, 3), n = r.next_int(1, 4), c = g * r.next_int(1, 7), o = g * r.next_int(1, 7);
+    const int64_t h = r.next_int(3, 14), w = r.next_int(3, 14), kh = r.next_int(1, 6), kw = r.next_int(1, 6);
+    Conv2dParams p;
+    p.stride_h = r.next_int(1, 3);
+    p.stride_w = r.next_int(1, 3);
+    const int64_t pads[] = {0, 1, 3};
+    p.pad_h = pads[r.next_int(0, 3)];
+    p.pad_w = pads[r.next_int(0, 3)];
+    p.dil_h = r.next_int(1, 3);
+    p.dil_w = r.next_int(1, 3);
+    p.groups = g;
+    if (conv_out_size(h, kh, p.stride_h, p.pad_h, p.dil_h) < 1 || conv_out_size(w, kw, p.stride_w, p.pad_w, p.dil_w) < 1)
+      continue;
+    ConvCase c_{{n, c, h, w}, {o, c / g, kh, kw}, p, r.next_int(0, 2) == 1};
+    Grads fast = run(c_, DType::F32);
+    Grads ref;
+    {
+      BackendScope s(Backend::Reference);
+      ref = run(c_, DType::F64);
+    }
+    std::string what = shape_str(c_.x) + " * " + shape_str(c_.w) + " " + p.str();
+    EXPECT_LT(test::rel_err(fast.y.plain(), ref.y), 2e-6) << what;
+    EXPECT_LT(test::rel_err(fast.gx.plain(), ref.gx), 2e-6) << what;
+    EXPECT_LT(test::rel_err(fast.gw, ref.gw), 2e-6) << what;
+    if (c_.bias) EXPECT_LT(test::rel_err(fast.gb, ref.gb), 2e-6) << what;
+    ++tested;
+  }
+}
+
 TEST(Conv2d, ReferenceF32MatchesF64) {
   BackendScope s(Backend::Reference);
   for (const ConvCase& c : cases()) {

@@ -43,6 +43,28 @@ TEST(Pool2d, FastMatchesReference) {
   }
 }
 
+TEST(Pool2d, FastMatchesReferenceOnRandomGeometries) {
+  Rng r(77, 2);
+  for (int i = 0; i < 30; ++i) {
+    Pool2dParams p = P(r.next_int(1, 5), r.next_int(1, 4), 0, r.next_int(0, 2) == 1, r.next_int(0, 2) == 1);
+    p.pad_h = p.pad_w = r.next_int(0, p.kernel_h / 2 + 1);
+    const Shape shape{r.next_int(1, 4), r.next_int(1, 20), r.next_int(p.kernel_h, 15), r.next_int(p.kernel_w, 15)};
+    Tensor x = test::randu(shape, 100 + i, -1, 1);
+    MaxPoolResult fm = max_pool2d(x, p);
+    Tensor gy = test::randn(fm.y.shape(), 200 + i);
+    Tensor fgx = max_pool2d_backward(gy, x, fm.indices, p);
+    Tensor fa = avg_pool2d(x, p), fga = avg_pool2d_backward(gy, x, p);
+    BackendScope s(Backend::Reference);
+    Tensor x64 = x.to(DType::F64), gy64 = gy.to(DType::F64);
+    MaxPoolResult rm = max_pool2d(x64, p);
+    std::string what = shape_str(shape) + " " + p.str();
+    EXPECT_EQ(test::max_abs_diff(fm.y.plain(), rm.y), 0) << what;
+    EXPECT_LT(test::rel_err(fgx.plain(), max_pool2d_backward(gy64, x64, rm.indices, p)), 1e-6) << what;
+    EXPECT_LT(test::rel_err(fa.plain(), avg_pool2d(x64, p)), 1e-6) << what;
+    EXPECT_LT(test::rel_err(fga.plain(), avg_pool2d_backward(gy64, x64, p)), 1e-6) << what;
+  }
+}
+
 TEST(Pool2d, AdaptiveAverage) {
   Tensor x = test::randn({2, 3, 8, 8}, 1);
   Tensor y = adaptive_avg_pool2d(x, 1, 1);

@@ -46,7 +46,7 @@ Tensor channel_vec(const Tensor& t, int64_t C, double fill) {
 }  // namespace
 
 BatchNormOut batch_norm_forward(const Tensor& x_in, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
-                                const Tensor& var, bool training, double eps, bool relu) {
+                                const Tensor& var, bool training, double eps, bool relu) try {
   Tensor x = dense(x_in);
   const int64_t C = x.size(1);
   memory::desc md = desc_of(x);
@@ -69,11 +69,13 @@ BatchNormOut batch_norm_forward(const Tensor& x_in, const Tensor& gamma, const T
   execute(e.fwd, args);
   out.y = finish(out.y);
   return out;
+} catch (const dnnl::error& e) {
+  fail("batch_norm_forward (oneDNN): ", e.what());
 }
 
 void batch_norm_backward(const Tensor& gy_in, const Tensor& x_in, const Tensor& gamma, const Tensor& beta,
                          const Tensor& mean, const Tensor& var, const Tensor& workspace, bool training, double eps,
-                         bool relu, Tensor& gx, Tensor& ggamma, Tensor& gbeta) {
+                         bool relu, Tensor& gx, Tensor& ggamma, Tensor& gbeta) try {
   Tensor x = dense(x_in);
   const int64_t C = x.size(1);
   memory::desc md = desc_of(x);
@@ -103,6 +105,8 @@ void batch_norm_backward(const Tensor& gy_in, const Tensor& x_in, const Tensor& 
   }
   execute(*e.bwd, args);
   gx = finish(gx);
+} catch (const dnnl::error& e) {
+  fail("batch_norm_backward (oneDNN): ", e.what());
 }
 
 }  // namespace dearest::dnnlk

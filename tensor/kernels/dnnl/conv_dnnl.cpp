@@ -64,7 +64,7 @@ Tensor weights_as(const Tensor& w, const ConvEntry& e, const memory::desc& want,
 
 }  // namespace
 
-Tensor conv2d_forward(const Tensor& x_in, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
+Tensor conv2d_forward(const Tensor& x_in, const Tensor& w, const Tensor& bias, const Conv2dParams& p) try {
   ConvKey k{x_in.shape(), w.shape(), bias.defined(), p};
   ConvEntry& e = entry(k);
   const auto& pd = e.fwd_pd;
@@ -78,10 +78,12 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w, const Tensor& bias, c
   if (bias.defined()) args[DNNL_ARG_BIAS] = memory_of(bias.contiguous());
   execute(e.fwd, args);
   return finish(y);
+} catch (const dnnl::error& e) {
+  fail("conv2d_forward (oneDNN): ", e.what());
 }
 
 Tensor conv2d_backward_data(const Tensor& gy_in, const Tensor& w, const Shape& x_shape, bool with_bias,
-                            const Conv2dParams& p) {
+                            const Conv2dParams& p) try {
   ConvKey k{x_shape, w.shape(), with_bias, p};
   ConvEntry& e = entry(k);
   if (!e.bwd_d_pd) {
@@ -100,10 +102,12 @@ Tensor conv2d_backward_data(const Tensor& gy_in, const Tensor& w, const Shape& x
                      {DNNL_ARG_DIFF_SRC, memory_of(gx, pd.diff_src_desc())},
                      {DNNL_ARG_SCRATCHPAD, scratchpad_for(pd.scratchpad_desc())}});
   return finish(gx);
+} catch (const dnnl::error& e) {
+  fail("conv2d_backward_data (oneDNN): ", e.what());
 }
 
 void conv2d_backward_weights(const Tensor& gy_in, const Tensor& x_in, const Shape& w_shape, bool with_bias,
-                             const Conv2dParams& p, Tensor& gw, Tensor& gbias) {
+                             const Conv2dParams& p, Tensor& gw, Tensor& gbias) try {
   ConvKey k{x_in.shape(), w_shape, with_bias, p};
   ConvEntry& e = entry(k);
   if (!e.bwd_w_pd) {
@@ -130,6 +134,8 @@ void conv2d_backward_weights(const Tensor& gy_in, const Tensor& x_in, const Shap
   // Plain (G)OIHW bytes viewed as our [O, C/G, KH, KW].
   Tensor plain = pd.diff_weights_desc() == e.w_plain ? gwr : reorder_bytes(gwr, pd.diff_weights_desc(), e.w_plain, k.w_dnnl());
   gw = plain.reshape(w_shape);
+} catch (const dnnl::error& e) {
+  fail("conv2d_backward_weights (oneDNN): ", e.what());
 }
 
 }  // namespace dearest::dnnlk

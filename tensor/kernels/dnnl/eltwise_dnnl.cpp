@@ -65,7 +65,7 @@ EltwiseFwd& eltwise_fwd_entry(dnnl::algorithm alg, const dnnl::memory::desc& md)
 
 bool eltwise_supported(raw::Unary op) { return eltwise_alg(op) != dnnl::algorithm::undef; }
 
-Tensor eltwise_forward(raw::Unary op, const Tensor& x_in) {
+Tensor eltwise_forward(raw::Unary op, const Tensor& x_in) try {
   Tensor x = dense(x_in);
   dnnl::memory::desc md = desc_of(x);
   EltwiseFwd& e = eltwise_fwd_entry(eltwise_alg(op), md);
@@ -74,9 +74,11 @@ Tensor eltwise_forward(raw::Unary op, const Tensor& x_in) {
                    {DNNL_ARG_DST, memory_of(y, md)},
                    {DNNL_ARG_SCRATCHPAD, scratchpad_for(e.pd.scratchpad_desc())}});
   return finish(y);
+} catch (const dnnl::error& e) {
+  fail("eltwise_forward (oneDNN): ", e.what());
 }
 
-Tensor relu_backward(const Tensor& gy_in, const Tensor& y_in) {
+Tensor relu_backward(const Tensor& gy_in, const Tensor& y_in) try {
   Tensor y = dense(y_in);
   DEAREST_CHECK(gy_in.shape() == y.shape(), "relu_backward: gradient shape ", shape_str(gy_in.shape()),
                 " differs from ", shape_str(y.shape()));
@@ -95,9 +97,11 @@ Tensor relu_backward(const Tensor& gy_in, const Tensor& y_in) {
                    {DNNL_ARG_DIFF_SRC, memory_of(gx, md)},
                    {DNNL_ARG_SCRATCHPAD, scratchpad_for(e.pd.scratchpad_desc())}});
   return finish(gx);
+} catch (const dnnl::error& e) {
+  fail("relu_backward (oneDNN): ", e.what());
 }
 
-Tensor binary_forward(raw::Binary op, const Tensor& a_in, const Tensor& b_in) {
+Tensor binary_forward(raw::Binary op, const Tensor& a_in, const Tensor& b_in) try {
   DEAREST_CHECK(a_in.shape() == b_in.shape(), raw::binary_name(op), ": shapes ", shape_str(a_in.shape()), " and ",
                 shape_str(b_in.shape()), " differ");
   Tensor a = dense(a_in);
@@ -116,6 +120,8 @@ Tensor binary_forward(raw::Binary op, const Tensor& a_in, const Tensor& b_in) {
                    {DNNL_ARG_DST, memory_of(out, md)},
                    {DNNL_ARG_SCRATCHPAD, scratchpad_for(e.pd.scratchpad_desc())}});
   return finish(out);
+} catch (const dnnl::error& e) {
+  fail("binary_forward (oneDNN): ", e.what());
 }
 
 }  // namespace dearest::dnnlk

@@ -55,7 +55,7 @@ bool pool_supported(const Pool2dParams& p, bool is_max) {
   return is_max || !(p.ceil_mode && p.count_include_pad);
 }
 
-Tensor pool2d_forward(const Tensor& x_in, const Pool2dParams& p, bool is_max, Tensor* workspace) {
+Tensor pool2d_forward(const Tensor& x_in, const Pool2dParams& p, bool is_max, Tensor* workspace) try {
   Tensor x = dense(x_in);
   memory::desc src_md = desc_of(x);
   PoolEntry& e = entry(src_md, x.shape(), p, is_max);
@@ -71,10 +71,12 @@ Tensor pool2d_forward(const Tensor& x_in, const Pool2dParams& p, bool is_max, Te
   }
   execute(e.fwd, args);
   return finish(y);
+} catch (const dnnl::error& e) {
+  fail("pool2d_forward (oneDNN): ", e.what());
 }
 
 Tensor pool2d_backward(const Tensor& gy_in, const Tensor& x_in, const Tensor& workspace, const Pool2dParams& p,
-                       bool is_max) {
+                       bool is_max) try {
   Tensor x = dense(x_in);
   memory::desc src_md = desc_of(x);
   PoolEntry& e = entry(src_md, x.shape(), p, is_max);
@@ -98,6 +100,8 @@ Tensor pool2d_backward(const Tensor& gy_in, const Tensor& x_in, const Tensor& wo
   }
   execute(*e.bwd, args);
   return finish(gx);
+} catch (const dnnl::error& e) {
+  fail("pool2d_backward (oneDNN): ", e.what());
 }
 
 }  // namespace dearest::dnnlk

@@ -11,7 +11,7 @@ struct SoftmaxEntry {
 };
 }  // namespace
 
-Tensor softmax_forward(const Tensor& x_in, int64_t dim, bool log) {
+Tensor softmax_forward(const Tensor& x_in, int64_t dim, bool log) try {
   Tensor x = x_in.contiguous();
   dnnl::memory::desc md = plain_desc(x.shape(), DType::F32);
   static PrimitiveCache<SoftmaxEntry> cache;
@@ -30,6 +30,8 @@ Tensor softmax_forward(const Tensor& x_in, int64_t dim, bool log) {
                    {DNNL_ARG_DST, memory_of(y, md)},
                    {DNNL_ARG_SCRATCHPAD, scratchpad_for(e.pd.scratchpad_desc())}});
   return y;
+} catch (const dnnl::error& e) {
+  fail("softmax_forward (oneDNN): ", e.what());
 }
 
 }  // namespace dearest::dnnlk
