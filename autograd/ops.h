@@ -114,7 +114,6 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 // ---- softmax and losses ----------------------------------------------------------------------
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
-using raw::Reduction;
 Tensor nll_loss(const Tensor& logp, const Tensor& target, Reduction reduction = Reduction::Mean);
 // log_softmax + nll_loss over [N, C] logits and i32 labels.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction = Reduction::Mean);

@@ -12,7 +12,7 @@ Tensor nll_loss(const Tensor& logp, const Tensor& target, Reduction reduction) {
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction) {
   DEAREST_CHECK(logits.dim() == 2, "cross_entropy: logits must be [N, C], got ", shape_str(logits.shape()));
-  return dearest::nll_loss(dearest::log_softmax(logits, 1), target, reduction);
+  return nll_loss(log_softmax(logits, 1), target, reduction);
 }
 
 }  // namespace dearest
