@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 
+#include "tensor/ops/nn_params.h"
 #include "tensor/rng.h"
 #include "tensor/tensor.h"
 
@@ -42,6 +43,16 @@ inline double max_abs_diff(const Tensor& a, const Tensor& b) {
 inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
   Tensor x = a.contiguous(), y = b.contiguous();
   return x.shape() == y.shape() && x.dtype() == y.dtype() && std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()) == 0;
+}
+
+// Square strides, padding and dilation: the common case in the tests.
+inline Conv2dParams conv_params(int64_t stride, int64_t pad, int64_t dil = 1, int64_t groups = 1) {
+  Conv2dParams p;
+  p.stride_h = p.stride_w = stride;
+  p.pad_h = p.pad_w = pad;
+  p.dil_h = p.dil_w = dil;
+  p.groups = groups;
+  return p;
 }
 
 inline std::string shared_dir() {

@@ -91,14 +91,7 @@ TEST(Gradcheck, MatmulLinear) {
 }
 
 TEST(Gradcheck, Conv2d) {
-  auto P = [](int64_t s, int64_t pad, int64_t d = 1, int64_t g = 1) {
-    Conv2dParams p;
-    p.stride_h = p.stride_w = s;
-    p.pad_h = p.pad_w = pad;
-    p.dil_h = p.dil_w = d;
-    p.groups = g;
-    return p;
-  };
+  const auto P = test::conv_params;
   for (auto [xs, ws, p] : {std::tuple{Shape{2, 3, 6, 5}, Shape{4, 3, 3, 3}, P(1, 1)},
                            {Shape{1, 2, 7, 7}, Shape{3, 2, 3, 3}, P(2, 0)},
                            {Shape{2, 4, 5, 5}, Shape{4, 2, 3, 3}, P(1, 3, 2, 2)},

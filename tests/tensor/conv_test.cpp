@@ -13,14 +13,7 @@ struct ConvCase {
 };
 
 std::vector<ConvCase> cases() {
-  auto P = [](int64_t s, int64_t pad, int64_t d = 1, int64_t g = 1) {
-    Conv2dParams p;
-    p.stride_h = p.stride_w = s;
-    p.pad_h = p.pad_w = pad;
-    p.dil_h = p.dil_w = d;
-    p.groups = g;
-    return p;
-  };
+  const auto P = test::conv_params;
   Conv2dParams asym = P(1, 1);
   asym.stride_w = 2;
   asym.pad_h = 0;
