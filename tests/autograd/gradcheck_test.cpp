@@ -91,11 +91,10 @@ TEST(Gradcheck, MatmulLinear) {
 }
 
 TEST(Gradcheck, Conv2d) {
-  const auto P = test::conv_params;
-  for (auto [xs, ws, p] : {std::tuple{Shape{2, 3, 6, 5}, Shape{4, 3, 3, 3}, P(1, 1)},
-                           {Shape{1, 2, 7, 7}, Shape{3, 2, 3, 3}, P(2, 0)},
-                           {Shape{2, 4, 5, 5}, Shape{4, 2, 3, 3}, P(1, 3, 2, 2)},
-                           {Shape{1, 2, 5, 6}, Shape{2, 2, 1, 1}, P(2, 0)}})
+  for (auto [xs, ws, p] : {std::tuple{Shape{2, 3, 6, 5}, Shape{4, 3, 3, 3}, test::conv_params(1, 1)},
+                           {Shape{1, 2, 7, 7}, Shape{3, 2, 3, 3}, test::conv_params(2, 0)},
+                           {Shape{2, 4, 5, 5}, Shape{4, 2, 3, 3}, test::conv_params(1, 3, 2, 2)},
+                           {Shape{1, 2, 5, 6}, Shape{2, 2, 1, 1}, test::conv_params(2, 0)}})
     check("conv2d", [p = p](auto& v) { return conv2d(v[0], v[1], v[2], p); },
           {leaf(xs, 1), leaf(ws, 2), leaf({ws[0]}, 3)});
 }

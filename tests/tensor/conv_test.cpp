@@ -13,20 +13,19 @@ struct ConvCase {
 };
 
 std::vector<ConvCase> cases() {
-  const auto P = test::conv_params;
-  Conv2dParams asym = P(1, 1);
+  Conv2dParams asym = test::conv_params(1, 1);
   asym.stride_w = 2;
   asym.pad_h = 0;
   return {
-      {{1, 3, 9, 7}, {8, 3, 3, 3}, P(1, 0), true},      // batch 1, odd sizes, 3 input channels
-      {{2, 5, 9, 7}, {6, 5, 3, 3}, P(2, 1), true},      // the fixture's geometry
-      {{3, 16, 11, 13}, {16, 16, 3, 3}, P(1, 1), false},
-      {{2, 16, 12, 12}, {32, 16, 3, 3}, P(2, 1), false},
-      {{2, 8, 10, 10}, {12, 8, 7, 7}, P(1, 3), true},   // padding 3
-      {{2, 8, 10, 10}, {8, 8, 3, 3}, P(1, 3), false},   // padding beyond half the kernel
-      {{2, 16, 9, 9}, {32, 16, 1, 1}, P(2, 0), false},  // 1x1 stride-2 shortcut
-      {{1, 8, 12, 12}, {8, 8, 3, 3}, P(1, 2, 2), true}, // dilation
-      {{2, 16, 8, 8}, {16, 4, 3, 3}, P(1, 1, 1, 4), true},  // groups
+      {{1, 3, 9, 7}, {8, 3, 3, 3}, test::conv_params(1, 0), true},      // batch 1, odd sizes, 3 input channels
+      {{2, 5, 9, 7}, {6, 5, 3, 3}, test::conv_params(2, 1), true},      // the fixture's geometry
+      {{3, 16, 11, 13}, {16, 16, 3, 3}, test::conv_params(1, 1), false},
+      {{2, 16, 12, 12}, {32, 16, 3, 3}, test::conv_params(2, 1), false},
+      {{2, 8, 10, 10}, {12, 8, 7, 7}, test::conv_params(1, 3), true},   // padding 3
+      {{2, 8, 10, 10}, {8, 8, 3, 3}, test::conv_params(1, 3), false},   // padding beyond half the kernel
+      {{2, 16, 9, 9}, {32, 16, 1, 1}, test::conv_params(2, 0), false},  // 1x1 stride-2 shortcut
+      {{1, 8, 12, 12}, {8, 8, 3, 3}, test::conv_params(1, 2, 2), true}, // dilation
+      {{2, 16, 8, 8}, {16, 4, 3, 3}, test::conv_params(1, 1, 1, 4), true},  // groups
       {{2, 6, 7, 9}, {4, 6, 2, 3}, asym, false},        // rectangular kernel, mixed strides
   };
 }
