@@ -2,6 +2,7 @@
 // reference), how oneDNN outputs are laid out, and how many threads. Fixed per run and logged.
 #pragma once
 #include <string>
+#include <vector>
 
 namespace dearest {
 
@@ -25,6 +26,10 @@ int num_threads();
 // Results are bitwise reproducible only at a fixed ISA and thread count: pin "avx2" to compare
 // runs between AVX2 and AVX-512 hosts.
 void set_max_isa(const std::string& isa);
+
+// Every oneDNN primitive created so far, with the implementation oneDNN chose for it
+// ("conv fwd [128, 64, 32, 32][64, 64, 3, 3] s1x1 p1x1 d1x1 g1: jit:avx512_core"), sorted.
+std::vector<std::string> kernel_implementations();
 
 // Scoped switches, restoring the previous setting on exit.
 struct BackendScope {

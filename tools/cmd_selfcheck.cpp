@@ -213,7 +213,7 @@ Command selfcheck_command() {
                             "folder holding torch/ops.expected.safetensors")
                 ("width", po::value<int64_t>()->default_value(16), "ResNet18 base width for the kernel comparison")
                 ("batch", po::value<int64_t>()->default_value(32), "batch for the throughput figure")
-                ("json", "print the results as JSON");
+                ("json", "print the results as JSON (with every oneDNN implementation used)");
           },
           [](const po::variables_map& vm) {
             const bool json = vm.count("json") > 0;
@@ -244,6 +244,9 @@ Command selfcheck_command() {
               out.set("manifest", Json::parse(runtime_manifest_json()));
               out.set("checks", results);
               out.set("failures", failures);
+              Json impls = Json::array();
+              for (const std::string& i : kernel_implementations()) impls.push(i);
+              out.set("onednn_implementations", impls);
               std::cout << out.dump(2) << "\n";
             } else {
               std::cout << "\n" << (failures ? std::to_string(failures) + " check(s) FAILED" : "all checks passed") << "\n";

@@ -33,7 +33,8 @@ BnEntry& entry(const memory::desc& md, bool training, double eps, bool relu) {
     // forward_training even for global statistics: its descriptor is the hint a backward needs.
     dnnl::batch_normalization_forward::desc d(dnnl::prop_kind::forward_training, md, float(eps), f);
     dnnl::batch_normalization_forward::primitive_desc pd(d, default_attr(), engine());
-    note_impl("batchnorm " + key_of(md), pd.impl_info_str());
+    note_impl(std::string("batchnorm ") + (training ? "train " : "eval ") + (relu ? "+relu " : "") + describe(md),
+              pd.impl_info_str());
     return BnEntry{pd, dnnl::batch_normalization_forward(pd), {}, {}, f};
   });
 }

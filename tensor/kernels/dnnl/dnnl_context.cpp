@@ -134,6 +134,17 @@ std::string key_of(const dnnl::memory::desc& md) {
   return os.str();
 }
 
+std::string describe(const dnnl::memory::desc& md) {
+  const dnnl_memory_desc_t& d = md.data;
+  std::ostringstream os;
+  os << shape_str(Shape(d.dims, d.dims + d.ndims));
+  const auto& b = d.format_desc.blocking;
+  if (b.inner_nblks == 0) return os.str() + " plain";
+  os << " blocked ";
+  for (int i = 0; i < b.inner_nblks; ++i) os << b.inner_blks[i] << char('a' + b.inner_idxs[i]);
+  return os.str();
+}
+
 namespace {
 std::set<std::string>& impl_log() {
   static std::set<std::string> s;
@@ -145,6 +156,8 @@ void note_impl(const std::string& what, const char* impl) { impl_log().insert(wh
 std::vector<std::string> impls_seen() { return {impl_log().begin(), impl_log().end()}; }
 
 }  // namespace dnnlk
+
+std::vector<std::string> kernel_implementations() { return dnnlk::impls_seen(); }
 
 Tensor blocked_to_plain(const Tensor& t) {
   if (!t.is_blocked()) return t;

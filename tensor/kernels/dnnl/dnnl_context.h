@@ -71,6 +71,7 @@ template <typename Entry> class PrimitiveCache {
 };
 
 std::string key_of(const dnnl::memory::desc& md);  // a cache-key fragment for a descriptor
+std::string describe(const dnnl::memory::desc& md);  // "[16, 64, 32, 32] blocked 16b", for logs
 
 // Human-readable implementation names seen so far ("conv fwd 64x64x3x3: jit:avx2"), for manifests.
 void note_impl(const std::string& what, const char* impl);
