@@ -139,13 +139,13 @@ int main(int argc, char** argv) {
     j.set("bwd_data_gflops", td > 0 ? Json(flops / td / 1e9) : Json());
     j.set("bwd_weights_gflops", flops / tw / 1e9);
     j.set("all_passes_gflops", total);
-    j.set("ms", Json::parse("[" + std::to_string(tf * 1e3) + "," + std::to_string(td * 1e3) + "," +
-                            std::to_string(tw * 1e3) + "]"));
+    Json ms = Json::array();
+    for (double t : {tf, td, tw}) ms.push(t * 1e3);
+    j.set("ms", ms);
     convs.push(j);
     if (!json)
-      std::printf("%-26s %5d %9.1f %9s %9.1f %9.1f  %.1f/%.1f/%.1f\n", L.name.c_str(), L.count, flops / tf / 1e9,
-                  td > 0 ? std::to_string(int(flops / td / 1e9 + 0.5)).c_str() : "-", flops / tw / 1e9, total,
-                  tf * 1e3, td * 1e3, tw * 1e3);
+      std::printf("%-26s %5d %9.1f %9.0f %9.1f %9.1f  %.1f/%.1f/%.1f\n", L.name.c_str(), L.count, flops / tf / 1e9,
+                  td > 0 ? flops / td / 1e9 : 0.0, flops / tw / 1e9, total, tf * 1e3, td * 1e3, tw * 1e3);
   }
   const double s1_gflops = s1_flops / s1_time / 1e9;
   out.set("convs", convs);
