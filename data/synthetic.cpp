@@ -62,10 +62,10 @@ class Synthetic : public Dataset {
     } while (contrast < 0.6);
     for (int k = 0; k < 3; ++k) fg2[k] = 0.35 * fg[k] + 0.65 * (0.5 * (bg0[k] + bg1[k]));
     const double cx = S * (0.3 + 0.4 * r.next_double()), cy = S * (0.3 + 0.4 * r.next_double());
-    const double rad = S * (0.2 + 0.14 * r.next_double()), rot = 2 * M_PI * r.next_double();
+    const double rad = S * (0.24 + 0.12 * r.next_double()), rot = 2 * M_PI * r.next_double();
     const double grad = 2 * M_PI * r.next_double(), stripe_angle = M_PI * r.next_double();
-    const double period = 2.5 + 2.0 * r.next_double();
-    const double noise = 0.04 + 0.05 * r.next_double();
+    const double period = 3.5 + 2.0 * r.next_double();
+    const double noise = 0.02 + 0.04 * r.next_double();
     Tensor n = r.normal({3, S, S}, 0, 1, DType::F64);
     const double* np = n.data<double>();
     Tensor out = Tensor::empty({3, S, S}, DType::U8);

@@ -258,6 +258,13 @@ std::shared_ptr<Compose> Compose::deterministic_only() const {
   return std::make_shared<Compose>(std::move(steps));
 }
 
+std::shared_ptr<Compose> Compose::without_normalize() const {
+  std::vector<TransformPtr> steps;
+  for (const auto& s : steps_)
+    if (!s->is_normalize()) steps.push_back(s);
+  return std::make_shared<Compose>(std::move(steps));
+}
+
 TransformPtr to_float() { return std::make_shared<ToFloat>(); }
 TransformPtr normalize(std::array<float, 3> mean, std::array<float, 3> std) {
   return std::make_shared<Normalize>(mean, std);

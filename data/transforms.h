@@ -42,6 +42,8 @@ class Compose : public Transform {
   std::shared_ptr<Compose> with_stamp(TransformPtr stamp) const;
   // A copy without its random steps (for showing un-augmented samples).
   std::shared_ptr<Compose> deterministic_only() const;
+  // A copy without Normalize (images stay in [0, 1], for looking at them).
+  std::shared_ptr<Compose> without_normalize() const;
 
  private:
   std::vector<TransformPtr> steps_;

@@ -6,7 +6,7 @@
 namespace dearest::cli {
 
 const std::vector<Command>& commands() {
-  static const std::vector<Command> table = {info_command(), selfcheck_command()};
+  static const std::vector<Command> table = {info_command(), selfcheck_command(), data_command()};
   return table;
 }
 

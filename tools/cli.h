@@ -15,6 +15,7 @@ struct Command {
   // Adds the subcommand's options; `run` gets the parsed map and returns the exit code.
   std::function<void(po::options_description&)> options;
   std::function<int(const po::variables_map&)> run;
+  std::vector<std::string> positional = {};  // option names filled by bare words, in order
 };
 
 const std::vector<Command>& commands();
@@ -25,5 +26,6 @@ void apply_engine_options(const po::variables_map& vm);
 
 Command info_command();
 Command selfcheck_command();
+Command data_command();
 
 }  // namespace dearest::cli

@@ -46,7 +46,9 @@ int main(int argc, char** argv) {
     cli::add_engine_options(desc);
     try {
       po::variables_map vm;
-      po::store(po::command_line_parser(argc - 1, argv + 1).options(desc).run(), vm);
+      po::positional_options_description pos;
+      for (const std::string& p : c.positional) pos.add(p.c_str(), 1);
+      po::store(po::command_line_parser(argc - 1, argv + 1).options(desc).positional(pos).run(), vm);
       if (vm.count("help")) {
         std::cout << desc << "\n";
         return 0;

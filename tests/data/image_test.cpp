@@ -67,3 +67,26 @@ TEST(Image, BilinearResizeMatchesPyTorch) {
 
 }  // namespace
 }  // namespace dearest::data
+
+namespace dearest::data {
+namespace {
+
+// Regression for a fuzzer finding: stb_image 2.27 writes past its Huffman table when a JPEG's DHT
+// counts sum to more than 256. decode_rgb rejects such a file before stb parses it.
+TEST(Image, RejectsJpegHuffmanTableOverflow) {
+  std::string jpg;
+  std::vector<uint8_t> px(16 * 16 * 3, 77);
+  stbi_write_jpg_to_func([](void* ctx, void* data, int size) {
+    static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), size_t(size));
+  }, &jpg, 16, 16, 3, px.data(), 90);
+  EXPECT_EQ(decode_image(jpg, "ok.jpg").shape(), Shape({3, 16, 16}));
+  const size_t dht = jpg.find("\xFF\xC4");
+  ASSERT_NE(dht, std::string::npos);
+  for (int k = 0; k < 16; ++k) jpg[dht + 5 + size_t(k)] = char(0xFF);  // 16 x 255 = 4080 codes
+  EXPECT_ERROR_CONTAINS(decode_image(jpg, "evil.jpg"), "evil.jpg", "corrupt JPEG", "4080 codes");
+  // Formats other than JPEG and PNG are refused before any decoder runs.
+  EXPECT_ERROR_CONTAINS(decode_image("BM" + std::string(60, '\0'), "x.bmp"), "x.bmp", "neither JPEG nor PNG");
+}
+
+}  // namespace
+}  // namespace dearest::data
