@@ -1,7 +1,8 @@
 // Minimal safetensors reader (the format PyTorch's fixtures and checkpoints use): an 8-byte
 // little-endian header length, a JSON header {name: {dtype, shape, data_offsets}, __metadata__},
 // then raw little-endian data. Every field is validated; errors name the file and the tensor.
-// I64 tensors are read as i32 (range-checked) and BOOL as u8. The writer comes with nn/.
+// I64 tensors are read as i32 (range-checked) and BOOL as u8. Byte ranges must lie inside the
+// data section and must not overlap.
 #pragma once
 #include <string>
 #include <utility>
@@ -22,5 +23,14 @@ struct SafetensorsFile {
 
 SafetensorsFile read_safetensors(const std::string& path);
 SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& path);
+
+// Writes tensors (any dtype, plain or blocked; written row-major) in the given order with string
+// metadata, to path + ".tmp" and then renamed, so a reader never sees a half-written file.
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                       const std::vector<std::pair<std::string, std::string>>& metadata = {});
+std::string safetensors_bytes(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                              const std::vector<std::pair<std::string, std::string>>& metadata = {});
+// SHA-256 over every tensor's name, dtype, shape and bytes, in order: a weights fingerprint.
+std::string fingerprint(const std::vector<std::pair<std::string, Tensor>>& tensors);
 
 }  // namespace dearest

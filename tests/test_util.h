@@ -32,6 +32,15 @@ inline double rel_err(const Tensor& a, const Tensor& b) {
   return m / std::max(s, 1e-30);
 }
 
+// As rel_err, but the scale is at least `floor`: for tensors that are zero in exact arithmetic
+// (e.g. the gradient of a conv bias feeding a training-mode batch norm), where float noise remains.
+inline double rel_err_floor(const Tensor& a, const Tensor& b, double floor) {
+  auto vb = b.to_vector();
+  double s = 0;
+  for (double v : vb) s = std::max(s, std::fabs(v));
+  return rel_err(a, b) * std::max(s, 1e-30) / std::max(s, floor);
+}
+
 inline double max_abs_diff(const Tensor& a, const Tensor& b) {
   auto va = a.to_vector(), vb = b.to_vector();
   EXPECT_EQ(va.size(), vb.size());

@@ -1,12 +1,16 @@
 #include "tools/cli.h"
 
+#include <iomanip>
+#include <sstream>
+
 #include "tensor/error.h"
 #include "tensor/runtime.h"
 
 namespace dearest::cli {
 
 const std::vector<Command>& commands() {
-  static const std::vector<Command> table = {info_command(), selfcheck_command(), data_command()};
+  static const std::vector<Command> table = {info_command(), selfcheck_command(), data_command(), train_command(),
+                                             eval_command()};
   return table;
 }
 
@@ -17,7 +21,8 @@ void add_engine_options(po::options_description& d) {
        "fast (oneDNN/OpenBLAS) or reference (plain loops, for auditing)")
       ("layout", po::value<std::string>()->default_value("blocked"),
        "blocked (oneDNN layouts between oneDNN ops) or plain (NCHW after every op)")
-      ("isa", po::value<std::string>(), "cap oneDNN's ISA: avx2, avx512_core, ... (for cross-host reproducibility)");
+      ("isa", po::value<std::string>(), "cap oneDNN's ISA: avx2, avx512_core, ... (for cross-host reproducibility)")
+      ("config", po::value<std::string>(), "read options from an INI file (key = value); the command line wins");
 }
 
 void apply_engine_options(const po::variables_map& vm) {
@@ -29,6 +34,25 @@ void apply_engine_options(const po::variables_map& vm) {
   const std::string l = vm["layout"].as<std::string>();
   DEAREST_CHECK(l == "blocked" || l == "plain", "--layout: expected blocked or plain, got \"", l, "\"");
   set_layout_policy(l == "blocked" ? LayoutPolicy::Blocked : LayoutPolicy::Plain);
+}
+
+}  // namespace dearest::cli
+
+namespace dearest::cli {
+
+std::string config_text(const po::variables_map& vm) {
+  std::ostringstream os;
+  for (const auto& [k, v] : vm) {
+    if (k == "config" || k == "help" || v.empty()) continue;
+    const boost::any& a = v.value();
+    if (auto* s = boost::any_cast<std::string>(&a)) os << k << " = " << *s << "\n";
+    else if (auto* i = boost::any_cast<int64_t>(&a)) os << k << " = " << *i << "\n";
+    else if (auto* n = boost::any_cast<int>(&a)) os << k << " = " << *n << "\n";
+    else if (auto* d = boost::any_cast<double>(&a)) os << k << " = " << std::setprecision(17) << *d << "\n";
+    else if (auto* b = boost::any_cast<bool>(&a)) os << k << " = " << (*b ? "true" : "false") << "\n";
+    else if (auto* u = boost::any_cast<uint64_t>(&a)) os << k << " = " << *u << "\n";
+  }
+  return os.str();
 }
 
 }  // namespace dearest::cli

@@ -27,5 +27,10 @@ void apply_engine_options(const po::variables_map& vm);
 Command info_command();
 Command selfcheck_command();
 Command data_command();
+Command train_command();
+Command eval_command();
+
+// The options of a parsed command as an INI file that repeats the run (--config).
+std::string config_text(const po::variables_map& vm);
 
 }  // namespace dearest::cli

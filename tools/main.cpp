@@ -1,6 +1,7 @@
 // dearest: one program, one subcommand per job. A subcommand parses its options, calls the
 // libraries and writes its results; no algorithm lives here.
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 #include "tensor/error.h"
@@ -49,6 +50,12 @@ int main(int argc, char** argv) {
       po::positional_options_description pos;
       for (const std::string& p : c.positional) pos.add(p.c_str(), 1);
       po::store(po::command_line_parser(argc - 1, argv + 1).options(desc).positional(pos).run(), vm);
+      if (vm.count("config")) {  // the command line wins over the file (stored first)
+        const std::string file = vm["config"].as<std::string>();
+        std::ifstream in(file);
+        DEAREST_CHECK(in.good(), file, ": cannot open config file");
+        po::store(po::parse_config_file(in, desc), vm);
+      }
       if (vm.count("help")) {
         std::cout << desc << "\n";
         return 0;

@@ -1,0 +1,71 @@
+#include "tools/svg_plot.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "tensor/error.h"
+
+namespace dearest::cli {
+
+namespace {
+std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) o += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
+  return o;
+}
+}  // namespace
+
+void write_line_chart(const std::string& path, const std::string& title, const std::string& x_label,
+                      const std::string& y_label, const std::vector<Series>& series, double y_lo, double y_hi) {
+  const double W = 720, H = 420, L = 70, R = 170, T = 40, B = 50;
+  double x0 = INFINITY, x1 = -INFINITY, a = INFINITY, b = -INFINITY;
+  for (const auto& s : series)
+    for (auto [x, y] : s.points) {
+      x0 = std::min(x0, x), x1 = std::max(x1, x), a = std::min(a, y), b = std::max(b, y);
+    }
+  if (y_lo < y_hi) a = y_lo, b = y_hi;
+  if (!(x0 < x1)) x0 -= 1, x1 += 1;
+  if (!(a < b)) a -= 1, b += 1;
+  auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
+  auto py = [&](double y) { return H - B - (y - a) / (b - a) * (H - T - B); };
+  static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
+  std::ostringstream os;
+  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n"
+     << "<rect width='100%' height='100%' fill='white'/>\n"
+     << "<text x='" << W / 2 << "' y='22' text-anchor='middle' font-size='15'>" << esc(title) << "</text>\n";
+  for (int i = 0; i <= 5; ++i) {  // grid and tick labels
+    const double y = a + (b - a) * i / 5, x = x0 + (x1 - x0) * i / 5;
+    char ly[32], lx[32];
+    std::snprintf(ly, sizeof ly, "%.3g", y);
+    std::snprintf(lx, sizeof lx, "%.3g", x);
+    os << "<line x1='" << L << "' x2='" << W - R << "' y1='" << py(y) << "' y2='" << py(y) << "' stroke='#ddd'/>"
+       << "<text x='" << L - 6 << "' y='" << py(y) + 4 << "' text-anchor='end'>" << ly << "</text>\n"
+       << "<text x='" << px(x) << "' y='" << H - B + 16 << "' text-anchor='middle'>" << lx << "</text>\n";
+  }
+  os << "<rect x='" << L << "' y='" << T << "' width='" << W - L - R << "' height='" << H - T - B
+     << "' fill='none' stroke='#333'/>\n"
+     << "<text x='" << (L + W - R) / 2 << "' y='" << H - 12 << "' text-anchor='middle'>" << esc(x_label) << "</text>\n"
+     << "<text transform='translate(16," << (T + H - B) / 2 << ") rotate(-90)' text-anchor='middle'>" << esc(y_label)
+     << "</text>\n";
+  for (size_t k = 0; k < series.size(); ++k) {
+    const char* c = colors[k % 8];
+    os << "<polyline fill='none' stroke='" << c << "' stroke-width='2' points='";
+    for (auto [x, y] : series[k].points) os << px(x) << "," << py(std::min(b, std::max(a, y))) << " ";
+    os << "'/>\n<line x1='" << W - R + 12 << "' x2='" << W - R + 32 << "' y1='" << T + 12 + 18 * k << "' y2='"
+       << T + 12 + 18 * k << "' stroke='" << c << "' stroke-width='2'/><text x='" << W - R + 38 << "' y='"
+       << T + 16 + 18 * k << "'>" << esc(series[k].name) << "</text>\n";
+  }
+  os << "</svg>\n";
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    DEAREST_CHECK(out.good(), tmp, ": cannot write");
+    out << os.str();
+  }
+  DEAREST_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, path, ": cannot rename the plot into place");
+}
+
+}  // namespace dearest::cli

@@ -1,0 +1,18 @@
+// Line charts as SVG files a person opens in a browser: training curves and the like.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace dearest::cli {
+
+struct Series {
+  std::string name;
+  std::vector<std::pair<double, double>> points;
+};
+
+// One panel; y range from the data (or [y_lo, y_hi] when y_lo < y_hi). Written via a temp file.
+void write_line_chart(const std::string& path, const std::string& title, const std::string& x_label,
+                      const std::string& y_label, const std::vector<Series>& series, double y_lo = 0, double y_hi = 0);
+
+}  // namespace dearest::cli
