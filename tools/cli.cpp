@@ -5,12 +5,13 @@
 
 #include "tensor/error.h"
 #include "tensor/runtime.h"
+#include "tensor/safetensors.h"
 
 namespace dearest::cli {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {info_command(), selfcheck_command(), data_command(), train_command(),
-                                             eval_command()};
+                                             eval_command(), probe_command()};
   return table;
 }
 

@@ -29,6 +29,7 @@ Command selfcheck_command();
 Command data_command();
 Command train_command();
 Command eval_command();
+Command probe_command();
 
 // The options of a parsed command as an INI file that repeats the run (--config).
 std::string config_text(const po::variables_map& vm);

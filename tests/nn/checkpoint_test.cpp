@@ -93,3 +93,37 @@ TEST(Checkpoint, MalformedFilesAreRefused) {
 
 }  // namespace
 }  // namespace dearest::nn
+
+#include "nn/probe.h"
+
+namespace dearest::nn {
+namespace {
+
+// `dearest probe` on the PyTorch fixture: logits in both modes and the loss as PyTorch computed
+// them, a gradient for every parameter, and the requested activations.
+TEST(Probe, ReproducesTheFixtureThroughTheProbePath) {
+  const std::string dir = test::shared_dir() + "/fixtures/torch/";
+  for (auto [name, spec] : {std::pair{"resnet18_cifar_w8", "resnet18:width=8,classes=10"},
+                            std::pair{"vgg16_bn_cifar_w8", "vgg16-bn:width=8,classes=10"}}) {
+    if (!std::filesystem::exists(dir + name + ".weights.safetensors")) GTEST_SKIP() << "fixtures absent";
+    SafetensorsFile e = read_safetensors(dir + name + ".expected.safetensors");
+    LoadedModel lm = load_model(dir + name + ".weights.safetensors", spec);
+    StateDict ev = probe(*lm.model, e.get("input"), Tensor(), false);
+    EXPECT_LT(test::rel_err(ev[0].second, e.get("logits_eval")), 1e-4) << name;
+    lm = load_model(dir + name + ".weights.safetensors", spec);
+    StateDict tr = probe(*lm.model, e.get("input"), e.get("labels"), true,
+                         {std::string(name).rfind("resnet", 0) == 0 ? "layer2" : "features.10"});
+    EXPECT_LT(test::rel_err(tr[0].second, e.get("logits_train")), 1e-4) << name;
+    EXPECT_NEAR(tr[1].second.item(), e.get("loss_train").item(), 1e-5) << name;
+    int grads = 0, acts = 0;
+    for (auto& [n, t] : tr) {
+      grads += n.rfind("grad.", 0) == 0;
+      acts += n.rfind("act.", 0) == 0;
+    }
+    EXPECT_EQ(grads, int(lm.model->named_parameters().size())) << name;
+    EXPECT_EQ(acts, 1) << name;
+  }
+}
+
+}  // namespace
+}  // namespace dearest::nn
