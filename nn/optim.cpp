@@ -20,6 +20,18 @@ template <typename F> void for_float(DType t, F&& f) {
 
 }  // namespace
 
+void Optimizer::each_with_grad(const std::function<void(size_t, Tensor&, const Tensor&)>& f) {
+  for (size_t k = 0; k < params_.size(); ++k) {
+    Tensor& p = params_[k].second;
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    g = g.contiguous();
+    check_param(params_[k].first, p, g);
+    f(k, p, g);
+    p.bump_version();
+  }
+}
+
 void Optimizer::zero_grad() {
   for (auto& [n, p] : params_) p.set_grad(Tensor());
 }
@@ -32,12 +44,7 @@ SGD::SGD(StateDict params, SgdOptions o) : Optimizer(std::move(params)), opt(o) 
 }
 
 void SGD::step() {
-  for (size_t k = 0; k < params_.size(); ++k) {
-    Tensor& p = params_[k].second;
-    Tensor g = p.grad();
-    if (!g.defined()) continue;
-    g = g.contiguous();
-    check_param(params_[k].first, p, g);
+  each_with_grad([&](size_t k, Tensor& p, const Tensor& g) {
     const bool first = !buf_[k].defined();
     if (opt.momentum != 0 && first) buf_[k] = Tensor::empty(p.shape(), p.dtype());
     for_float(p.dtype(), [&](auto z) {
@@ -58,8 +65,7 @@ void SGD::step() {
         pp[i] = pp[i] - lr_ * d;
       }
     });
-    p.bump_version();
-  }
+  });
 }
 
 StateDict SGD::state() const {
@@ -87,12 +93,7 @@ Adam::Adam(StateDict params, AdamOptions o) : Optimizer(std::move(params)), opt(
 }
 
 void Adam::step() {
-  for (size_t k = 0; k < params_.size(); ++k) {
-    Tensor& p = params_[k].second;
-    Tensor g = p.grad();
-    if (!g.defined()) continue;
-    g = g.contiguous();
-    check_param(params_[k].first, p, g);
+  each_with_grad([&](size_t k, Tensor& p, const Tensor& g) {
     if (!m_[k].defined()) {
       m_[k] = Tensor::zeros(p.shape(), p.dtype());
       v_[k] = Tensor::zeros(p.shape(), p.dtype());
@@ -122,8 +123,7 @@ void Adam::step() {
         pp[i] = pp[i] - ss * (mp[i] / denom);
       }
     });
-    p.bump_version();
-  }
+  });
 }
 
 StateDict Adam::state() const {

@@ -5,6 +5,8 @@
 //          v = b2 v + (1 - b2) g^2;  p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 // Parameters without a gradient (frozen, or unused by the loss) are skipped, as in PyTorch.
 #pragma once
+#include <functional>
+
 #include "nn/module.h"
 
 namespace dearest::nn {
@@ -22,6 +24,8 @@ class Optimizer {
   const StateDict& params() const { return params_; }
 
  protected:
+  // f(k, param, contiguous gradient) for each parameter that has a gradient, checked.
+  void each_with_grad(const std::function<void(size_t, Tensor&, const Tensor&)>& f);
   StateDict params_;
 };
 
