@@ -63,6 +63,24 @@ void* alloc_bytes(size_t nbytes, size_t* capacity) {
       return p;
     }
     ++c.misses;
+    // A miss means a size the cache does not hold: give back as many cached bytes as this block
+    // takes (largest blocks first), so that live + cached memory stays near the live peak instead
+    // of growing by every size ever used. Steady-state training steps hit the cache and never
+    // get here.
+    size_t released = 0;
+    while (released < cap && !c.free.empty()) {
+      auto last = std::prev(c.free.end());
+      if (last->second.empty()) {  // a size whose blocks are all in use
+        c.free.erase(last);
+        continue;
+      }
+      std::free(last->second.back());
+      last->second.pop_back();
+      c.cached -= last->first;
+      --c.blocks;
+      released += last->first;
+      if (last->second.empty()) c.free.erase(last);
+    }
   }
   return system_alloc(cap);
 }

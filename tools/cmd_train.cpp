@@ -146,6 +146,12 @@ int eval(const po::variables_map& vm) {
   const data::DataSpec dspec = data::parse_data_spec(vm["data"].as<std::string>());
   const std::string split = vm.count("split") ? vm["split"].as<std::string>() : data::test_split(dspec.kind);
   data::DatasetPtr ds = data::open_dataset(dspec, split);
+  if (vm.count("range")) {
+    const std::string r = vm["range"].as<std::string>();
+    const size_t colon = r.find(':');
+    DEAREST_CHECK(colon != std::string::npos, "--range: expected A:B (indices [A, B)), got \"", r, "\"");
+    ds = data::index_range(ds, std::stoll(r.substr(0, colon)), std::stoll(r.substr(colon + 1)));
+  }
   data::LoaderSource src(make_loader(ds, data::test_transform(dspec.kind), vm["batch"].as<int64_t>(), false, 0));
   auto t0 = std::chrono::steady_clock::now();
   nn::EvalResult r = nn::evaluate(*lm.model, src, !vm.count("json"));
@@ -202,6 +208,7 @@ Command eval_command() {
                 ("arch", po::value<std::string>(), "architecture, for files without dearest metadata")
                 ("data", po::value<std::string>()->required(), "dataset spec")
                 ("split", po::value<std::string>(), "split (default: the test split)")
+                ("range", po::value<std::string>(), "only images [A, B) of the split, as A:B")
                 ("batch", po::value<int64_t>()->default_value(256), "batch size")
                 ("json", "print JSON");
           },

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "nn/init.h"
+#include "nn/layers.h"
 #include "nn/optim.h"
 #include "tensor/ops/elementwise.h"
 #include "tensor/ops/reduce.h"
@@ -174,6 +175,7 @@ void check_fast_against_reference(const std::string& spec_text, int64_t batch, i
   Tensor y = Rng(4).integers({batch}, 0, classes);
   auto run = [&](DType dt, Backend be) {
     BackendScope bs(be);
+    set_dropout_context(11, 0);  // both runs draw the same dropout masks
     ModulePtr m = build_model(spec);
     m->to(dt);
     m->train();
@@ -192,10 +194,18 @@ void check_fast_against_reference(const std::string& spec_text, int64_t batch, i
   set_init_seed(7);
   auto ref = run(DType::F64, Backend::Reference);
   ASSERT_EQ(fast.size(), ref.size());
-  for (size_t i = 0; i < fast.size(); ++i)
-    EXPECT_LT(test::rel_err_floor(fast[i].second.to(DType::F64), ref[i].second, 1e-6),
-              fast[i].first.rfind("grad.", 0) == 0 ? 1e-3 : 1e-4)
+  // A conv bias feeding a training-mode BN has gradient 0 in exact arithmetic and rounding noise in
+  // practice: gradient scales are floored at 1% of the model's largest gradient.
+  double gmax = 0;
+  for (auto& [n, t] : ref)
+    if (n.rfind("grad.", 0) == 0)
+      for (double v : t.to_vector()) gmax = std::max(gmax, std::fabs(v));
+  for (size_t i = 0; i < fast.size(); ++i) {
+    const bool grad = fast[i].first.rfind("grad.", 0) == 0;
+    EXPECT_LT(test::rel_err_floor(fast[i].second.to(DType::F64), ref[i].second, grad ? 1e-2 * gmax : 1e-30),
+              grad ? 1e-3 : 1e-4)
         << fast[i].first;
+  }
 }
 
 TEST(ModelShapes, ResNet18FastMatchesReference) {
