@@ -54,6 +54,23 @@ void write_png(const std::string& path, const Tensor& image_in) {
   std::filesystem::rename(tmp, path);
 }
 
+Tensor jpeg_round_trip(const Tensor& image_u8, int quality) {
+  Tensor img = image_u8.contiguous();
+  DEAREST_CHECK(img.dim() == 3 && img.size(0) == 3 && img.dtype() == DType::U8, "jpeg_round_trip: expected u8 [3, H, W], got ",
+                img.describe());
+  DEAREST_CHECK(quality >= 1 && quality <= 100, "jpeg_round_trip: quality must be in 1..100, got ", quality);
+  const int64_t h = img.size(1), w = img.size(2), plane = h * w;
+  std::vector<uint8_t> hwc(size_t(plane * 3));
+  const uint8_t* s = img.data<uint8_t>();
+  for (int64_t i = 0; i < plane; ++i)
+    for (int k = 0; k < 3; ++k) hwc[size_t(i * 3 + k)] = s[k * plane + i];
+  std::string bytes;
+  auto sink = [](void* ctx, void* data, int size) { static_cast<std::string*>(ctx)->append(static_cast<char*>(data), size_t(size)); };
+  DEAREST_CHECK(stbi_write_jpg_to_func(sink, &bytes, int(w), int(h), 3, hwc.data(), quality) != 0,
+                "jpeg_round_trip: the encoder failed on a ", w, "x", h, " image");
+  return decode_image(bytes, "jpeg_round_trip");
+}
+
 Tensor resize_bilinear(const Tensor& image, int64_t out_h, int64_t out_w) {
   Tensor img = image.contiguous();
   DEAREST_CHECK(img.dim() == 3 && img.dtype() == DType::F32, "resize_bilinear: expected f32 [C, H, W], got ",

@@ -16,6 +16,10 @@ Tensor read_image(const std::string& path);
 // Writes u8 [3, H, W], or f32 [3, H, W] clamped to [0, 1], as PNG (via a temporary name).
 void write_png(const std::string& path, const Tensor& image);
 
+// Encodes u8 [3, H, W] as a baseline JPEG at `quality` (1..100; stb_image_write, 4:2:0 chroma
+// below 91 as libjpeg's defaults) and decodes it again: the loss a JPEG copy of a dataset carries.
+Tensor jpeg_round_trip(const Tensor& image_u8, int quality);
+
 // Bilinear resize of f32 [C, H, W], half-pixel centres (torch.nn.functional.interpolate with
 // mode="bilinear", align_corners=False, no antialiasing).
 Tensor resize_bilinear(const Tensor& image, int64_t out_h, int64_t out_w);

@@ -209,6 +209,40 @@ class RandomResizedCrop : public Transform {
   std::array<double, 2> scale_, ratio_;
 };
 
+class RandomJpeg : public Transform {
+ public:
+  RandomJpeg(double p, int q0, int q1) : p_(p), q0_(q0), q1_(q1) {
+    DEAREST_CHECK(p >= 0 && p <= 1, "random_jpeg: p must be in [0, 1], got ", p);
+    DEAREST_CHECK(1 <= q0 && q0 <= q1 && q1 <= 100, "random_jpeg: need quality 1 <= q_min <= q_max <= 100, got ", q0, "..", q1);
+  }
+  Tensor apply(const Tensor& img, Rng& rng, const SampleInfo&) const override {
+    check_image(img, "random_jpeg");
+    // Both draws are always taken so the generator advances the same way whether or not p fires.
+    const bool fire = rng.next_double() < p_;
+    const int q = int(rng.next_int(q0_, int64_t(q1_) + 1));
+    if (!fire) return img;
+    if (img.dtype() == DType::U8) return jpeg_round_trip(img, q);
+    DEAREST_CHECK(img.dtype() == DType::F32, "random_jpeg: expected u8 or f32 in [0, 1], got ", img.describe());
+    Tensor c = img.contiguous();
+    Tensor u8 = Tensor::empty(c.shape(), DType::U8);
+    const float* s = c.data<float>();
+    uint8_t* d = u8.data<uint8_t>();
+    for (int64_t i = 0; i < c.numel(); ++i) d[i] = uint8_t(std::lround(std::min(1.f, std::max(0.f, s[i])) * 255.f));
+    return data::to_float(jpeg_round_trip(u8, q));
+  }
+  std::string describe() const override {
+    std::ostringstream os;
+    if (p_ >= 1 && q0_ == q1_) os << "Jpeg(quality=" << q0_ << ")";
+    else os << "RandomJpeg(p=" << p_ << ", quality=" << q0_ << ".." << q1_ << ")";
+    return os.str();
+  }
+  bool random() const { return !(p_ >= 1 && q0_ == q1_); }
+
+ private:
+  double p_;
+  int q0_, q1_;
+};
+
 class Lambda : public Transform {
  public:
   Lambda(std::string name, std::function<Tensor(const Tensor&, Rng&, const SampleInfo&)> fn, bool random)
@@ -225,6 +259,7 @@ class Lambda : public Transform {
 
 bool is_random(const Transform& t) {
   if (auto* l = dynamic_cast<const Lambda*>(&t)) return l->random();
+  if (auto* j = dynamic_cast<const RandomJpeg*>(&t)) return j->random();
   return dynamic_cast<const RandomCrop*>(&t) || dynamic_cast<const HorizontalFlip*>(&t) ||
          dynamic_cast<const RandomResizedCrop*>(&t);
 }
@@ -248,6 +283,12 @@ std::shared_ptr<Compose> Compose::with_stamp(TransformPtr stamp) const {
   auto it = steps.begin();
   while (it != steps.end() && !(*it)->is_normalize()) ++it;
   steps.insert(it, std::move(stamp));
+  return std::make_shared<Compose>(std::move(steps));
+}
+
+std::shared_ptr<Compose> Compose::with_front(TransformPtr step) const {
+  std::vector<TransformPtr> steps{std::move(step)};
+  steps.insert(steps.end(), steps_.begin(), steps_.end());
   return std::make_shared<Compose>(std::move(steps));
 }
 
@@ -278,6 +319,8 @@ TransformPtr center_crop(int64_t h, int64_t w) { return std::make_shared<CenterC
 TransformPtr random_resized_crop(int64_t h, int64_t w, std::array<double, 2> scale, std::array<double, 2> ratio) {
   return std::make_shared<RandomResizedCrop>(h, w, scale, ratio);
 }
+TransformPtr random_jpeg(double p, int q_min, int q_max) { return std::make_shared<RandomJpeg>(p, q_min, q_max); }
+TransformPtr jpeg(int quality) { return std::make_shared<RandomJpeg>(1.0, quality, quality); }
 TransformPtr lambda(std::string name, std::function<Tensor(const Tensor&, Rng&, const SampleInfo&)> fn, bool random) {
   return std::make_shared<Lambda>(std::move(name), std::move(fn), random);
 }

@@ -42,6 +42,8 @@ class Compose : public Transform {
   std::shared_ptr<Compose> with_stamp(TransformPtr stamp) const;
   // A copy without its random steps (for showing un-augmented samples).
   std::shared_ptr<Compose> deterministic_only() const;
+  // A copy with `step` first.
+  std::shared_ptr<Compose> with_front(TransformPtr step) const;
   // A copy without Normalize (images stay in [0, 1], for looking at them).
   std::shared_ptr<Compose> without_normalize() const;
 
@@ -57,6 +59,11 @@ TransformPtr resize(int64_t h, int64_t w);                    // bilinear, f32
 TransformPtr center_crop(int64_t h, int64_t w);
 TransformPtr random_resized_crop(int64_t h, int64_t w, std::array<double, 2> scale = {0.08, 1.0},
                                  std::array<double, 2> ratio = {3.0 / 4.0, 4.0 / 3.0});
+// With probability p, re-encodes the u8 image as JPEG at a quality drawn uniformly from
+// [q_min, q_max] (an f32 image in [0, 1] is rounded to u8 first and returned as f32).
+TransformPtr random_jpeg(double p, int q_min, int q_max);
+// Always re-encodes at `quality` (for evaluating under JPEG loss).
+TransformPtr jpeg(int quality);
 // Any function of (image, rng, info): the hook for triggers and custom steps.
 TransformPtr lambda(std::string name, std::function<Tensor(const Tensor&, Rng&, const SampleInfo&)> fn,
                     bool random = true);

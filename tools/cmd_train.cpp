@@ -60,6 +60,22 @@ nn::ModelSpec spec_for(const std::string& text, const data::DatasetPtr& ds, cons
   return s;
 }
 
+// "P:QMIN:QMAX" or "P:Q" -> RandomJpeg; empty -> none.
+data::TransformPtr parse_jpeg_augment(const std::string& text) {
+  std::vector<std::string> f;
+  size_t start = 0;
+  for (size_t c; (c = text.find(':', start)) != std::string::npos; start = c + 1) f.push_back(text.substr(start, c - start));
+  f.push_back(text.substr(start));
+  DEAREST_CHECK(f.size() == 2 || f.size() == 3, "--jpeg-augment: expected P:QMIN:QMAX or P:Q (e.g. 0.5:60:90), got \"", text, "\"");
+  try {
+    const double p = std::stod(f[0]);
+    const int q0 = std::stoi(f[1]), q1 = f.size() == 3 ? std::stoi(f[2]) : q0;
+    return data::random_jpeg(p, q0, q1);
+  } catch (const std::logic_error&) {
+    fail("--jpeg-augment: not numbers: \"", text, "\"");
+  }
+}
+
 void write_curve(const std::string& path, const std::string& title, const std::vector<nn::EpochStats>& h) {
   Series train{"train top-1", {}}, test{"test top-1", {}}, loss{"train loss / 3", {}};
   for (const auto& s : h) {
@@ -83,6 +99,7 @@ int train(const po::variables_map& vm) {
   auto opt = make_optimizer(vm, *model);
   const int64_t batch = vm["batch"].as<int64_t>();
   auto tf_train = vm["no-augment"].as<bool>() ? data::test_transform(dspec.kind) : data::train_transform(dspec.kind);
+  if (!vm["jpeg-augment"].as<std::string>().empty()) tf_train = tf_train->with_front(parse_jpeg_augment(vm["jpeg-augment"].as<std::string>()));
   data::LoaderSource train_src(make_loader(train_ds, tf_train, batch, true, seed));
   data::LoaderSource test_src(make_loader(test_ds, data::test_transform(dspec.kind), std::max<int64_t>(batch, 256), false, seed));
   nn::TrainOptions to;
@@ -152,7 +169,9 @@ int eval(const po::variables_map& vm) {
     DEAREST_CHECK(colon != std::string::npos, "--range: expected A:B (indices [A, B)), got \"", r, "\"");
     ds = data::index_range(ds, std::stoll(r.substr(0, colon)), std::stoll(r.substr(colon + 1)));
   }
-  data::LoaderSource src(make_loader(ds, data::test_transform(dspec.kind), vm["batch"].as<int64_t>(), false, 0));
+  auto tf = data::test_transform(dspec.kind);
+  if (vm.count("jpeg")) tf = tf->with_front(data::jpeg(vm["jpeg"].as<int>()));
+  data::LoaderSource src(make_loader(ds, tf, vm["batch"].as<int64_t>(), false, 0));
   auto t0 = std::chrono::steady_clock::now();
   nn::EvalResult r = nn::evaluate(*lm.model, src, !vm.count("json"));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -195,6 +214,8 @@ Command train_command() {
                 ("max-steps", po::value<int64_t>()->default_value(0), "at most N steps per epoch (0 = all)")
                 ("train-subset", po::value<int64_t>(), "use only the first N training images")
                 ("no-augment", po::value<bool>()->default_value(false), "train without augmentation (true/false)")
+                ("jpeg-augment", po::value<std::string>()->default_value(""),
+                 "also re-encode training images as JPEG: P:QMIN:QMAX (probability, quality range), e.g. 0.5:60:90")
                 ("no-resume", po::value<bool>()->default_value(false), "start over even if OUT has a checkpoint")
                 ("quiet", po::value<bool>()->default_value(false), "no progress on stderr");
           },
@@ -209,6 +230,7 @@ Command eval_command() {
                 ("data", po::value<std::string>()->required(), "dataset spec")
                 ("split", po::value<std::string>(), "split (default: the test split)")
                 ("range", po::value<std::string>(), "only images [A, B) of the split, as A:B")
+                ("jpeg", po::value<int>(), "re-encode every image as JPEG at this quality (1..100) before evaluating")
                 ("batch", po::value<int64_t>()->default_value(256), "batch size")
                 ("json", "print JSON");
           },

@@ -83,5 +83,63 @@ TEST(Transforms, StampGoesBeforeNormalize) {
   EXPECT_EQ(train_transform("cifar10")->deterministic_only()->steps().size(), 2u);
 }
 
+
+// A smooth gradient plus a checkerboard: content JPEG visibly degrades at low quality.
+Tensor textured_u8() {
+  Tensor t = Tensor::empty({3, 32, 32}, DType::U8);
+  uint8_t* d = t.data<uint8_t>();
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < 32; ++y)
+      for (int x = 0; x < 32; ++x) d[(c * 32 + y) * 32 + x] = uint8_t(40 + 4 * x + 2 * y + (((x + y + c) & 1) ? 30 : 0));
+  return t;
+}
+
+TEST(Transforms, JpegRoundTripLosesMoreAtLowerQuality) {
+  Tensor img = textured_u8();
+  Rng rng(0);
+  Tensor q95 = jpeg(95)->apply(img, rng, {}), q75 = jpeg(75)->apply(img, rng, {}), q20 = jpeg(20)->apply(img, rng, {});
+  EXPECT_EQ(q75.shape(), img.shape());
+  EXPECT_EQ(q75.dtype(), DType::U8);
+  auto mad = [&](const Tensor& a) {
+    std::vector<double> u = a.to_vector(), v = img.to_vector();
+    double s = 0;
+    for (size_t i = 0; i < u.size(); ++i) s += std::abs(u[i] - v[i]);
+    return s / double(u.size());
+  };
+  EXPECT_GT(mad(q75), 0.5);
+  EXPECT_LT(mad(q95), mad(q75));
+  EXPECT_LT(mad(q75), mad(q20));
+  EXPECT_LT(mad(q95), 12.0);
+  // f32 images in [0, 1] go through u8 and come back as f32 equal to the u8 path / 255.
+  Tensor f = jpeg(75)->apply(to_float()->apply(img, rng, {}), rng, {});
+  EXPECT_EQ(f.dtype(), DType::F32);
+  EXPECT_LE(dearest::test::max_abs_diff(f, to_float()->apply(q75, rng, {})), 0.0);
+  EXPECT_ERROR_CONTAINS(jpeg(0), "quality");
+  EXPECT_ERROR_CONTAINS(random_jpeg(0.5, 90, 60), "q_min");
+  EXPECT_ERROR_CONTAINS(jpeg(75)->apply(Tensor::zeros({3, 8}, DType::U8), rng, {}), "image");
+}
+
+TEST(Transforms, RandomJpegIsReproducibleAndOptional) {
+  Tensor img = textured_u8();
+  auto t = random_jpeg(0.5, 50, 90);
+  int changed = 0;
+  for (int64_t i = 0; i < 40; ++i) {
+    Rng a = sample_rng(7, 1, i), b = sample_rng(7, 1, i);
+    Tensor x = t->apply(img, a, {}), y = t->apply(img, b, {});
+    EXPECT_TRUE(dearest::test::bitwise_equal(x, y));
+    changed += !dearest::test::bitwise_equal(x, img);
+  }
+  EXPECT_GT(changed, 8);
+  EXPECT_LT(changed, 32);
+  Rng rng(1);
+  EXPECT_TRUE(dearest::test::bitwise_equal(random_jpeg(0.0, 50, 90)->apply(img, rng, {}), img));
+  // A fixed quality is deterministic (kept for showing samples); a random one is not.
+  auto c = train_transform("cifar10")->with_front(random_jpeg(0.5, 60, 90));
+  EXPECT_EQ(c->steps().size(), 5u);
+  EXPECT_EQ(c->deterministic_only()->steps().size(), 2u);
+  EXPECT_EQ(test_transform("cifar10")->with_front(jpeg(75))->deterministic_only()->steps().size(), 3u);
+  EXPECT_NE(c->describe().find("RandomJpeg(p=0.5, quality=60..90)"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace dearest::data
