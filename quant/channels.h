@@ -1,0 +1,26 @@
+// A contiguous tensor seen as [outer, C, inner] around the quantization axis (C = 1 per tensor).
+#pragma once
+#include "quant/scheme.h"
+
+namespace dearest::quant {
+
+struct ChannelView {
+  int64_t outer = 1, C = 1, inner = 1;
+};
+
+inline ChannelView channel_view(const QuantScheme& s, const Shape& shape) {
+  ChannelView v;
+  const int64_t n = shape_numel(shape);
+  if (!s.per_channel) {
+    v.inner = n;
+    return v;
+  }
+  DEAREST_CHECK(s.axis < int64_t(shape.size()), "quantization: channel axis ", s.axis, " out of range for shape ",
+                shape_str(shape));
+  for (int64_t d = 0; d < s.axis; ++d) v.outer *= shape[size_t(d)];
+  v.C = shape[size_t(s.axis)];
+  for (size_t d = size_t(s.axis) + 1; d < shape.size(); ++d) v.inner *= shape[d];
+  return v;
+}
+
+}  // namespace dearest::quant

@@ -1,0 +1,137 @@
+#include "quant/fake_quant.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "autograd/node.h"
+#include "quant/channels.h"
+#include "tensor/ops/elementwise.h"
+
+namespace dearest::quant {
+
+namespace {
+
+// v for one element, in float32 as the scheme's reference computes it.
+inline float scaled(ScaleForm f, float x, float sc, float inv, int32_t z) {
+  switch (f) {
+    case ScaleForm::MulInverse: return x * inv;
+    case ScaleForm::Divide: return x / sc;
+    case ScaleForm::MulScale: return x * sc - float(z);
+  }
+  return 0;
+}
+
+inline float round_value(Rounding r, float v, uint8_t up) {
+  switch (r) {
+    case Rounding::HalfEven: return std::nearbyint(v);
+    case Rounding::HalfUp: return std::floor(v + 0.5f);
+    case Rounding::HalfAway: return std::round(v);
+    case Rounding::Floor: return std::floor(v);
+    case Rounding::Ceil: return std::ceil(v);
+    case Rounding::Flipped: {
+      const float n = std::nearbyint(v);
+      if (n == v) return v;
+      const float fl = std::floor(v);
+      return n == fl ? fl + 1.0f : fl;
+    }
+    case Rounding::Mask: return std::floor(v) + float(up);
+  }
+  return 0;
+}
+
+void check_inputs(const Tensor& x, const QuantScheme& s, const QParams& qp, const Tensor& up, ChannelView& v) {
+  s.validate();
+  DEAREST_CHECK(is_floating(x.dtype()), "fake_quantize: expected a floating tensor, got ", x.describe());
+  v = channel_view(s, x.shape());
+  DEAREST_CHECK(qp.scale.defined() && qp.zero_point.defined() && qp.scale.dtype() == DType::F32 &&
+                    qp.zero_point.dtype() == DType::I32,
+                "fake_quantize: qparams must be f32 scale and i32 zero point");
+  DEAREST_CHECK(qp.scale.numel() == v.C && qp.zero_point.numel() == v.C, "fake_quantize: ", v.C,
+                s.per_channel ? " channels" : " tensor", " but qparams for ", qp.scale.numel(), " (tensor ",
+                x.describe(), ", axis ", s.axis, ")");
+  if (s.rounding == Rounding::Mask) {
+    DEAREST_CHECK(up.defined() && up.shape() == x.shape() && up.dtype() == DType::U8,
+                  "fake_quantize: mask rounding needs a u8 up-mask of shape ", shape_str(x.shape()), ", got ",
+                  up.defined() ? up.describe() : std::string("none"));
+  }
+}
+
+}  // namespace
+
+FakeQuantResult fake_quantize_raw(const Tensor& x_in, const QuantScheme& s, const QParams& qp, const Tensor& up_in,
+                                  bool want_q, bool want_mask) {
+  ChannelView v;
+  check_inputs(x_in, s, qp, up_in, v);
+  const bool f64 = x_in.dtype() == DType::F64;
+  Tensor x = x_in.plain().contiguous().to(DType::F32);
+  Tensor up = s.rounding == Rounding::Mask ? up_in.contiguous() : Tensor();
+  FakeQuantResult r;
+  r.y = Tensor::empty(x.shape(), DType::F32);
+  if (want_q) r.q = Tensor::empty(x.shape(), DType::I32);
+  if (want_mask) r.in_range = Tensor::empty(x.shape(), DType::U8);
+  const float* xs = x.data<float>();
+  float* ys = r.y.data<float>();
+  int32_t* qs = want_q ? r.q.data<int32_t>() : nullptr;
+  uint8_t* ms = want_mask ? r.in_range.data<uint8_t>() : nullptr;
+  const uint8_t* us = up.defined() ? up.data<uint8_t>() : nullptr;
+  const float* scs = qp.scale.contiguous().data<float>();
+  const int32_t* zps = qp.zero_point.contiguous().data<int32_t>();
+  const int64_t rows = v.outer * v.C, inner = v.inner;
+  const int64_t qmin = s.qmin, qmax = s.qmax;
+  const ScaleForm form = s.form;
+  const Rounding rnd = s.rounding;
+#pragma omp parallel for schedule(static) if (rows * inner > 65536)
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t c = row % v.C;
+    const float sc = scs[c];
+    const float inv = 1.0f / sc;
+    const int32_t z = zps[c];
+    const int64_t base = row * inner;
+    for (int64_t i = 0; i < inner; ++i) {
+      const int64_t k = base + i;
+      const float val = scaled(form, xs[k], sc, inv, z);
+      const float rv = round_value(rnd, val, us ? us[k] : 0);
+      // MulScale folds Z into v; the others add z to the rounded value (torch: z + nearbyint(...)).
+      const int64_t unclamped = form == ScaleForm::MulScale ? int64_t(rv) : int64_t(rv) + z;
+      const int64_t q = std::min(std::max(unclamped, qmin), qmax);
+      if (ms) ms[k] = uint8_t(unclamped >= qmin && unclamped <= qmax);
+      if (qs) qs[k] = int32_t(q);
+      ys[k] = form == ScaleForm::MulScale ? float(q + z) / sc : float(q - z) * sc;
+    }
+  }
+  if (f64) r.y = r.y.to(DType::F64);
+  return r;
+}
+
+Tensor fake_quantize(const Tensor& x, const QuantScheme& s, const QParams& qp, Ste ste, const Tensor& up) {
+  const bool need = grad_enabled() && x.requires_grad();
+  FakeQuantResult r = fake_quantize_raw(x, s, qp, up, false, need && ste == Ste::Clipped);
+  if (!need) return r.y;
+  const DType dt = x.dtype();
+  return record("fake_quantize", r.y, {x}, [m = SavedTensor(r.in_range), ste, dt](const Tensor& g) {
+    Tensor gp = g.plain();
+    if (ste == Ste::Plain) return std::vector<Tensor>{gp};
+    return std::vector<Tensor>{raw::binary(raw::Binary::Mul, gp, m.get().to(dt))};
+  });
+}
+
+Tensor scaled_value(const Tensor& x_in, const QuantScheme& s, const QParams& qp) {
+  ChannelView v;
+  QuantScheme nearest = s;
+  nearest.rounding = Rounding::HalfEven;
+  check_inputs(x_in, nearest, qp, Tensor(), v);
+  Tensor x = x_in.plain().contiguous().to(DType::F32);
+  Tensor out = Tensor::empty(x.shape(), DType::F32);
+  const float* xs = x.data<float>();
+  float* o = out.data<float>();
+  const float* scs = qp.scale.contiguous().data<float>();
+  const int32_t* zps = qp.zero_point.contiguous().data<int32_t>();
+  for (int64_t row = 0; row < v.outer * v.C; ++row) {
+    const int64_t c = row % v.C;
+    const float inv = 1.0f / scs[c];
+    for (int64_t i = 0; i < v.inner; ++i) o[row * v.inner + i] = scaled(s.form, xs[row * v.inner + i], scs[c], inv, zps[c]);
+  }
+  return out;
+}
+
+}  // namespace dearest::quant

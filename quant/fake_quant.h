@@ -1,0 +1,33 @@
+// Fake quantization: x -> integers q -> back to float, exactly as the reference quantizers do it
+// in float32, and its straight-through-estimator gradient. One place for forward, backward and
+// the kernel (the kernel is a plain loop: it is already the reference).
+#pragma once
+#include "quant/scheme.h"
+
+namespace dearest::quant {
+
+// What the gradient with respect to x is.
+enum class Ste {
+  Clipped,  // g where the unclamped integer lies in [qmin, qmax], 0 outside (torch's rule)
+  Plain,    // g everywhere
+};
+
+struct FakeQuantResult {
+  Tensor y;         // f32, x's shape: the dequantized values
+  Tensor q;         // i32, x's shape: the clamped integers (when asked for)
+  Tensor in_range;  // u8, x's shape: 1 where the unclamped integer was inside [qmin, qmax]
+};
+
+// The kernel. `up` (u8 0/1, x's shape) is required for Rounding::Mask and ignored otherwise.
+FakeQuantResult fake_quantize_raw(const Tensor& x, const QuantScheme& s, const QParams& qp, const Tensor& up = {},
+                                  bool want_q = false, bool want_mask = false);
+
+// The differentiable op.
+Tensor fake_quantize(const Tensor& x, const QuantScheme& s, const QParams& qp, Ste ste = Ste::Clipped,
+                     const Tensor& up = {});
+
+// The unrounded value v (x/s, x*(1/s) or x*S-Z, in f32 as the scheme computes it) per element:
+// rounding decisions (fractional parts, flips, masks) are taken on it.
+Tensor scaled_value(const Tensor& x, const QuantScheme& s, const QParams& qp);
+
+}  // namespace dearest::quant

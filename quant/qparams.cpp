@@ -1,0 +1,97 @@
+#include "quant/qparams.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "quant/channels.h"
+
+namespace dearest::quant {
+
+namespace {
+
+float round_half_even(float v) { return std::nearbyint(v); }
+
+}  // namespace
+
+QParams qparams_from_range(const QuantScheme& s, const Tensor& mn_in, const Tensor& mx_in) {
+  s.validate();
+  Tensor mn = mn_in.to(DType::F32).contiguous(), mx = mx_in.to(DType::F32).contiguous();
+  DEAREST_CHECK(mn.numel() == mx.numel() && mn.numel() >= 1, "qparams: min and max must have the same length, got ",
+                mn.describe(), " and ", mx.describe());
+  const int64_t C = mn.numel();
+  QParams qp{Tensor::empty({C}, DType::F32), Tensor::empty({C}, DType::I32)};
+  float* sc = qp.scale.data<float>();
+  int32_t* zp = qp.zero_point.data<int32_t>();
+  const float* lo = mn.data<float>();
+  const float* hi = mx.data<float>();
+  const float qmin = float(s.qmin), qmax = float(s.qmax);
+  for (int64_t c = 0; c < C; ++c) {
+    DEAREST_CHECK(!(lo[c] > hi[c]), "qparams: channel ", c, " has min ", lo[c], " > max ", hi[c]);
+    DEAREST_CHECK(std::isfinite(lo[c]) && std::isfinite(hi[c]), "qparams: channel ", c, " has a non-finite range [",
+                  lo[c], ", ", hi[c], "]");
+    const float neg = std::min(lo[c], 0.0f), pos = std::max(hi[c], 0.0f);
+    switch (s.rule) {
+      case QParamRule::Affine: {
+        const float scale = std::max((pos - neg) / float(s.qmax - s.qmin), kTorchEps);
+        const float z = qmin - round_half_even(neg / scale);
+        sc[c] = scale;
+        zp[c] = int32_t(std::clamp(z, qmin, qmax));
+        break;
+      }
+      case QParamRule::Symmetric: {
+        const float m = std::max(-neg, pos);
+        sc[c] = std::max(m / (float(s.qmax - s.qmin) / 2.0f), kTorchEps);
+        if (s.is_signed) zp[c] = 0;
+        else zp[c] = (s.qmin == 0 && s.qmax == 255) ? 128 : int32_t((s.qmin + s.qmax) / 2);
+        break;
+      }
+      case QParamRule::TfliteAffine: {
+        float scale = (pos - neg) / (qmax - qmin);
+        float from_min = qmin;
+        if (scale != 0) from_min = qmin - neg / scale;
+        else scale = kTorchEps;  // TFLite keeps 0 for an all-zero tensor; a zero step cannot divide
+        sc[c] = scale;
+        zp[c] = from_min < qmin ? int32_t(qmin) : from_min > qmax ? int32_t(qmax) : int32_t(std::round(from_min));
+        break;
+      }
+      case QParamRule::Multiplicative: {
+        if (s.symmetric) {
+          const float m = std::max(std::fabs(lo[c]), std::fabs(hi[c]));
+          sc[c] = float((int64_t(1) << (s.bits - 1)) - 1) / (m + 1e-14f);
+          zp[c] = 0;
+        } else {
+          const float S = float((int64_t(1) << s.bits) - 1) / (hi[c] - lo[c] + 1e-14f);
+          sc[c] = S;
+          zp[c] = int32_t(round_half_even(lo[c] * S));
+        }
+        break;
+      }
+    }
+  }
+  return qp;
+}
+
+std::pair<Tensor, Tensor> tensor_range(const QuantScheme& s, const Tensor& x_in) {
+  Tensor x = x_in.plain().contiguous().to(DType::F32);
+  const ChannelView v = channel_view(s, x.shape());
+  Tensor mn = Tensor::empty({v.C}, DType::F32), mx = Tensor::empty({v.C}, DType::F32);
+  const float* d = x.data<float>();
+  float* a = mn.data<float>();
+  float* b = mx.data<float>();
+  for (int64_t c = 0; c < v.C; ++c) {
+    float lo = INFINITY, hi = -INFINITY;
+    for (int64_t o = 0; o < v.outer; ++o) {
+      const float* p = d + (o * v.C + c) * v.inner;
+      for (int64_t i = 0; i < v.inner; ++i) {
+        lo = std::min(lo, p[i]);
+        hi = std::max(hi, p[i]);
+      }
+    }
+    DEAREST_CHECK(v.outer * v.inner > 0, "tensor_range: empty tensor ", x.describe());
+    a[c] = lo;
+    b[c] = hi;
+  }
+  return {mn, mx};
+}
+
+}  // namespace dearest::quant

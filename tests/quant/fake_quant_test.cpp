@@ -1,0 +1,201 @@
+// Fake quantization against the reference formulas: crafted ties and clamp edges for every
+// rounding and scale form, PyTorch's golden values (fq4pc, fq8t), the STE rule, idempotence.
+#include "quant/fake_quant.h"
+
+#include <filesystem>
+
+#include "autograd/ops.h"
+#include "quant/qparams.h"
+#include "tensor/safetensors.h"
+#include "tests/test_util.h"
+
+namespace dearest::quant {
+namespace {
+
+QParams per_tensor(float scale, int32_t z) {
+  return {Tensor::full({1}, scale, DType::F32), Tensor::full({1}, z, DType::I32)};
+}
+Tensor vec(const std::vector<float>& v) { return Tensor::from_vector(v, {int64_t(v.size())}); }
+std::vector<double> values(const Tensor& t) { return t.to_vector(); }
+
+TEST(FakeQuant, RoundingModesOnTiesAndClampEdges) {
+  // step 0.5, z = 0, signed 4-bit [-8, 7]: v = x / 0.5 = 2x.
+  QuantScheme s = QuantScheme::make(4, true, true, false);
+  QParams qp = per_tensor(0.5f, 0);
+  Tensor x = vec({0.25f, 0.75f, -0.25f, -0.75f, 0.3f, 3.6f, 3.9f, -4.1f, -5.0f, 1.0f});
+  //               v:  0.5    1.5    -0.5    -1.5   0.6   7.2   7.8   -8.2   -10   2
+  auto run = [&](Rounding r) {
+    QuantScheme t = s;
+    t.rounding = r;
+    return fake_quantize_raw(x, t, qp, {}, true).q.to_vector();
+  };
+  EXPECT_EQ(run(Rounding::HalfEven), (std::vector<double>{0, 2, 0, -2, 1, 7, 7, -8, -8, 2}));
+  EXPECT_EQ(run(Rounding::HalfUp), (std::vector<double>{1, 2, 0, -1, 1, 7, 7, -8, -8, 2}));
+  EXPECT_EQ(run(Rounding::HalfAway), (std::vector<double>{1, 2, -1, -2, 1, 7, 7, -8, -8, 2}));
+  EXPECT_EQ(run(Rounding::Floor), (std::vector<double>{0, 1, -1, -2, 0, 7, 7, -8, -8, 2}));
+  EXPECT_EQ(run(Rounding::Ceil), (std::vector<double>{1, 2, 0, -1, 1, 7, 7, -8, -8, 2}));
+  // Flipped: the other neighbour of the half-even choice; integers stay.
+  EXPECT_EQ(run(Rounding::Flipped), (std::vector<double>{1, 1, -1, -1, 0, 7, 7, -8, -8, 2}));
+  // Dequantized: q * 0.5.
+  EXPECT_EQ(values(fake_quantize_raw(x, s, qp).y), (std::vector<double>{0, 1, 0, -1, 0.5, 3.5, 3.5, -4, -4, 1}));
+}
+
+TEST(FakeQuant, FlippedDiffersFromNearestExactlyOffTheGrid) {
+  QuantScheme s = QuantScheme::make(8, false, false, true);
+  Tensor x = test::randn({6, 5, 3, 3}, 3);
+  auto [mn, mx] = tensor_range(s, x);
+  QParams qp = qparams_from_range(s, mn, mx);
+  Tensor v = scaled_value(x, s, qp);
+  QuantScheme f = s;
+  f.rounding = Rounding::Flipped;
+  // Wide enough integer range that no clamp hides a flip: compare the unclamped rounding.
+  Tensor qn = fake_quantize_raw(x, s, qp, {}, true).q, qf = fake_quantize_raw(x, f, qp, {}, true).q;
+  auto vv = v.to_vector(), a = qn.to_vector(), b = qf.to_vector();
+  int64_t differ = 0, off_grid = 0;
+  for (size_t i = 0; i < vv.size(); ++i) {
+    const bool on_grid = vv[i] == std::nearbyint(vv[i]);
+    const bool clamped = a[i] == s.qmin || a[i] == s.qmax || b[i] == s.qmin - 1 || b[i] == s.qmax + 1;
+    if (clamped) continue;
+    off_grid += !on_grid;
+    differ += a[i] != b[i];
+    EXPECT_EQ(a[i] != b[i], !on_grid) << "element " << i << " v=" << vv[i];
+    if (!on_grid) EXPECT_EQ(std::fabs(a[i] - b[i]), 1.0);
+  }
+  EXPECT_GT(off_grid, 200);
+  EXPECT_EQ(differ, off_grid);
+}
+
+TEST(FakeQuant, MaskRoundingIsFloorPlusMask) {
+  QuantScheme s = QuantScheme::make(4, false, false, false);
+  s.form = ScaleForm::Divide;
+  s.rounding = Rounding::Mask;
+  QParams qp = per_tensor(0.1f, 3);
+  Tensor x = vec({0.05f, 0.05f, 0.0f, 0.0f, 1.23f, -0.31f});
+  Tensor up = Tensor::from_vector(std::vector<uint8_t>{0, 1, 0, 1, 1, 0}, {6});
+  auto q = fake_quantize_raw(x, s, qp, up, true).q.to_vector();
+  // floor(v) + up + z, clamped to [0, 15]: v = 0.5, 0.5, 0, 0, 12.3, -3.1
+  EXPECT_EQ(q, (std::vector<double>{3, 4, 3, 4, 15, 0}));
+  EXPECT_ERROR_CONTAINS(fake_quantize_raw(x, s, qp), "up-mask");
+}
+
+TEST(FakeQuant, MultiplicativeFormIsQuAntiZations) {
+  // Qu-ANTI-zation activations: S = 15 / (mx - mn + 1e-14), Z = round_even(mn * S),
+  // q = clamp(floor(x*S - Z + 0.5), 0, 15), x̂ = (q + Z) / S.
+  QuantScheme s = QuantScheme::make(4, false, false, false);
+  s.rule = QParamRule::Multiplicative;
+  s.form = ScaleForm::MulScale;
+  s.rounding = Rounding::HalfUp;
+  Tensor x = vec({-0.5f, 0.0f, 0.7f, 1.0f, 2.5f});
+  auto [mn, mx] = tensor_range(s, x);
+  QParams qp = qparams_from_range(s, mn, mx);
+  const float S = 15.0f / (2.5f - -0.5f + 1e-14f);
+  EXPECT_EQ(qp.scale.data<float>()[0], S);
+  EXPECT_EQ(qp.zero_point.data<int32_t>()[0], int32_t(std::nearbyint(-0.5f * S)));
+  const int32_t Z = qp.zero_point.data<int32_t>()[0];
+  auto y = fake_quantize_raw(x, s, qp).y.to_vector();
+  const float xs[] = {-0.5f, 0.0f, 0.7f, 1.0f, 2.5f};
+  for (int i = 0; i < 5; ++i) {
+    const float q = std::min(15.0f, std::max(0.0f, std::floor(xs[i] * S - float(Z) + 0.5f)));
+    EXPECT_EQ(y[size_t(i)], double((q + float(Z)) / S)) << i;
+  }
+  // Weights: symmetric, S = 7 / max|w|, range [-8, 7].
+  QuantScheme w = QuantScheme::make(4, true, true, false);
+  w.rule = QParamRule::Multiplicative;
+  w.form = ScaleForm::MulScale;
+  w.rounding = Rounding::HalfUp;
+  auto [a, b] = tensor_range(w, x);
+  EXPECT_EQ(qparams_from_range(w, a, b).scale.data<float>()[0], 7.0f / (2.5f + 1e-14f));
+}
+
+TEST(FakeQuant, QParamRulesOnZeroAndAllNegativeChannels) {
+  QuantScheme a = QuantScheme::make(4, false, false, true);  // affine [0, 15]
+  Tensor mn = vec({0.f, -2.f, -3.f, 0.5f}), mx = vec({0.f, -1.f, 1.5f, 2.f});
+  QParams qp = qparams_from_range(a, mn, mx);
+  auto sc = qp.scale.to_vector(), zp = qp.zero_point.to_vector();
+  EXPECT_EQ(sc[0], double(kTorchEps));  // zero channel: the eps floor
+  EXPECT_EQ(zp[0], 0);
+  EXPECT_EQ(sc[1], double(2.0f / 15.0f));  // all negative: the range is widened to include 0
+  EXPECT_EQ(zp[1], 15);
+  EXPECT_EQ(sc[2], double(4.5f / 15.0f));
+  EXPECT_EQ(zp[2], double(0 - std::nearbyint(-3.0f / (4.5f / 15.0f))));
+  EXPECT_EQ(zp[3], 0);  // all positive: min widened to 0
+  QuantScheme sym = QuantScheme::make(8, true, true, true, true);  // [-127, 127]: /127
+  auto ss = qparams_from_range(sym, mn, mx).scale.to_vector();
+  EXPECT_EQ(ss[2], double(3.0f / 127.0f));
+  QuantScheme sym5 = QuantScheme::make(8, true, true, true);  // [-128, 127]: /127.5
+  EXPECT_EQ(qparams_from_range(sym5, mn, mx).scale.to_vector()[2], double(3.0f / 127.5f));
+  QuantScheme tfl = QuantScheme::make(8, true, false, false);
+  tfl.rule = QParamRule::TfliteAffine;
+  // [-1, 2]: s = 3/255, zero point from min = -128 + 1/s = -43 exactly 85 steps up... rounds half away.
+  QParams t = qparams_from_range(tfl, vec({-1.f}), vec({2.f}));
+  const float st = 3.0f / 255.0f;
+  EXPECT_EQ(t.scale.to_vector()[0], double(st));
+  EXPECT_EQ(t.zero_point.to_vector()[0], double(std::round(-128.0f + 1.0f / st)));
+  EXPECT_ERROR_CONTAINS(qparams_from_range(a, vec({1.f}), vec({0.f})), "min");
+  EXPECT_ERROR_CONTAINS(QuantScheme::make(9, true, true, false), "2..8");
+  EXPECT_ERROR_CONTAINS(QuantScheme::make(1, true, true, false), "2..8");
+}
+
+TEST(FakeQuant, SteGradientClippedAndPlain) {
+  QuantScheme s = QuantScheme::make(4, true, true, false);
+  QParams qp = per_tensor(0.5f, 0);
+  Tensor x = vec({-5.0f, -4.2f, -3.9f, 0.1f, 3.6f, 3.8f, 4.0f}).set_requires_grad();
+  // v = 2x: -10, -8.4, -7.8, 0.2, 7.2, 7.6, 8 -> rounded -10, -8, -8, 0, 7, 8, 8; inside [-8, 7]?
+  backward(sum(fake_quantize(x, s, qp, Ste::Clipped)));
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{0, 1, 1, 1, 1, 0, 0}));
+  Tensor x2 = vec({-5.0f, 0.1f, 4.0f}).set_requires_grad();
+  backward(sum(mul(fake_quantize(x2, s, qp, Ste::Plain), 3.0)));
+  EXPECT_EQ(x2.grad().to_vector(), (std::vector<double>{3, 3, 3}));
+}
+
+TEST(FakeQuant, QuantizingTwiceIsIdempotent) {
+  for (bool per_channel : {false, true})
+    for (Rounding r : {Rounding::HalfEven, Rounding::HalfUp, Rounding::HalfAway, Rounding::Flipped, Rounding::Floor}) {
+      QuantScheme s = QuantScheme::make(4, false, false, per_channel);
+      s.rounding = r;
+      Tensor x = test::randn({8, 3, 3, 3}, 11);
+      auto [mn, mx] = tensor_range(s, x);
+      QParams qp = qparams_from_range(s, mn, mx);
+      Tensor once = fake_quantize_raw(x, s, qp).y;
+      // Directed roundings (floor, flipped) are not idempotent by nature: (k*s)*(1/s) can land a
+      // hair below or above k in float32 and move again. What holds for them is that their output
+      // is on the grid, so nearest rounding leaves it unchanged.
+      QuantScheme again = s;
+      if (r == Rounding::Flipped || r == Rounding::Floor) again.rounding = Rounding::HalfEven;
+      Tensor twice = fake_quantize_raw(once, again, qp).y;
+      EXPECT_TRUE(test::bitwise_equal(once, twice)) << rounding_name(r) << " per_channel=" << per_channel;
+    }
+  QuantScheme m = QuantScheme::make(4, true, true, false);
+  m.rule = QParamRule::Multiplicative;
+  m.form = ScaleForm::MulScale;
+  m.rounding = Rounding::HalfUp;
+  Tensor x = test::randn({64}, 5);
+  auto [mn, mx] = tensor_range(m, x);
+  QParams qp = qparams_from_range(m, mn, mx);
+  Tensor once = fake_quantize_raw(x, m, qp).y;
+  // (q/S)*S may land a hair off q in float32; it must still round back to q.
+  EXPECT_TRUE(test::bitwise_equal(fake_quantize_raw(once, m, qp).y, once));
+}
+
+TEST(FakeQuant, MatchesPyTorchGoldenValues) {
+  const std::string path = test::shared_dir() + "/fixtures/torch/ops.expected.safetensors";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "fixture not found: " << path << " (../shared is absent)";
+  SafetensorsFile f = read_safetensors(path);
+  Tensor w = f.get("fq4pc.w").clone();
+  // 4-bit affine per output channel, [0, 15], torch's scale and zero-point formula, from min/max.
+  QuantScheme a = QuantScheme::make(4, false, false, true);
+  auto [mn, mx] = tensor_range(a, w);
+  QParams qp = qparams_from_range(a, mn, mx);
+  EXPECT_TRUE(test::bitwise_equal(qp.scale, f.get("fq4pc.scale").clone()));
+  EXPECT_TRUE(test::bitwise_equal(qp.zero_point, f.get("fq4pc.zero_point").clone()));
+  EXPECT_TRUE(test::bitwise_equal(fake_quantize_raw(w, a, qp).y, f.get("fq4pc.y").clone()));
+  // 8-bit symmetric per tensor, [-127, 127], max|w| / 127.
+  QuantScheme t = QuantScheme::make(8, true, true, false, true);
+  auto [tn, tx] = tensor_range(t, w);
+  QParams tq = qparams_from_range(t, tn, tx);
+  EXPECT_TRUE(test::bitwise_equal(tq.scale, f.get("fq8t.scale").clone()));
+  EXPECT_TRUE(test::bitwise_equal(fake_quantize_raw(w, t, tq).y, f.get("fq8t.y").clone()));
+}
+
+}  // namespace
+}  // namespace dearest::quant
