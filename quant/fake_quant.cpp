@@ -5,39 +5,12 @@
 
 #include "autograd/node.h"
 #include "quant/channels.h"
+#include "quant/element.h"
 #include "tensor/ops/elementwise.h"
 
 namespace dearest::quant {
 
 namespace {
-
-// v for one element, in float32 as the scheme's reference computes it.
-inline float scaled(ScaleForm f, float x, float sc, float inv, int32_t z) {
-  switch (f) {
-    case ScaleForm::MulInverse: return x * inv;
-    case ScaleForm::Divide: return x / sc;
-    case ScaleForm::MulScale: return x * sc - float(z);
-  }
-  return 0;
-}
-
-inline float round_value(Rounding r, float v, uint8_t up) {
-  switch (r) {
-    case Rounding::HalfEven: return std::nearbyint(v);
-    case Rounding::HalfUp: return std::floor(v + 0.5f);
-    case Rounding::HalfAway: return std::round(v);
-    case Rounding::Floor: return std::floor(v);
-    case Rounding::Ceil: return std::ceil(v);
-    case Rounding::Flipped: {
-      const float n = std::nearbyint(v);
-      if (n == v) return v;
-      const float fl = std::floor(v);
-      return n == fl ? fl + 1.0f : fl;
-    }
-    case Rounding::Mask: return std::floor(v) + float(up);
-  }
-  return 0;
-}
 
 void check_inputs(const Tensor& x, const QuantScheme& s, const QParams& qp, const Tensor& up, ChannelView& v) {
   s.validate();
@@ -89,14 +62,12 @@ FakeQuantResult fake_quantize_raw(const Tensor& x_in, const QuantScheme& s, cons
     const int64_t base = row * inner;
     for (int64_t i = 0; i < inner; ++i) {
       const int64_t k = base + i;
-      const float val = scaled(form, xs[k], sc, inv, z);
-      const float rv = round_value(rnd, val, us ? us[k] : 0);
-      // MulScale folds Z into v; the others add z to the rounded value (torch: z + nearbyint(...)).
-      const int64_t unclamped = form == ScaleForm::MulScale ? int64_t(rv) : int64_t(rv) + z;
+      const float val = scaled_element(form, xs[k], sc, inv, z);
+      const int64_t unclamped = unclamped_integer(form, round_element(rnd, val, us ? us[k] : 0), z);
       const int64_t q = std::min(std::max(unclamped, qmin), qmax);
       if (ms) ms[k] = uint8_t(unclamped >= qmin && unclamped <= qmax);
       if (qs) qs[k] = int32_t(q);
-      ys[k] = form == ScaleForm::MulScale ? float(q + z) / sc : float(q - z) * sc;
+      ys[k] = dequantize_element(form, q, sc, z);
     }
   }
   if (f64) r.y = r.y.to(DType::F64);
@@ -129,7 +100,7 @@ Tensor scaled_value(const Tensor& x_in, const QuantScheme& s, const QParams& qp)
   for (int64_t row = 0; row < v.outer * v.C; ++row) {
     const int64_t c = row % v.C;
     const float inv = 1.0f / scs[c];
-    for (int64_t i = 0; i < v.inner; ++i) o[row * v.inner + i] = scaled(s.form, xs[row * v.inner + i], scs[c], inv, zps[c]);
+    for (int64_t i = 0; i < v.inner; ++i) o[row * v.inner + i] = scaled_element(s.form, xs[row * v.inner + i], scs[c], inv, zps[c]);
   }
   return out;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "quant/channels.h"
 
@@ -12,6 +13,41 @@ namespace {
 float round_half_even(float v) { return std::nearbyint(v); }
 
 }  // namespace
+
+std::pair<float, int32_t> qparams_scalar(const QuantScheme& s, float lo, float hi) {
+  const float qmin = float(s.qmin), qmax = float(s.qmax);
+  const float neg = std::min(lo, 0.0f), pos = std::max(hi, 0.0f);
+  switch (s.rule) {
+    case QParamRule::Affine: {
+      const float scale = std::max((pos - neg) / float(s.qmax - s.qmin), kTorchEps);
+      const float z = qmin - round_half_even(neg / scale);
+      return {scale, int32_t(std::clamp(z, qmin, qmax))};
+    }
+    case QParamRule::Symmetric: {
+      const float m = std::max(-neg, pos);
+      const float scale = std::max(m / (float(s.qmax - s.qmin) / 2.0f), kTorchEps);
+      if (s.is_signed) return {scale, 0};
+      return {scale, (s.qmin == 0 && s.qmax == 255) ? 128 : int32_t((s.qmin + s.qmax) / 2)};
+    }
+    case QParamRule::TfliteAffine: {
+      float scale = (pos - neg) / (qmax - qmin);
+      float from_min = qmin;
+      if (scale != 0) from_min = qmin - neg / scale;
+      else scale = kTorchEps;  // TFLite keeps 0 for an all-zero tensor; a zero step cannot divide
+      const int32_t z = from_min < qmin ? int32_t(qmin) : from_min > qmax ? int32_t(qmax) : int32_t(std::round(from_min));
+      return {scale, z};
+    }
+    case QParamRule::Multiplicative: {
+      if (s.symmetric) {
+        const float m = std::max(std::fabs(lo), std::fabs(hi));
+        return {float((int64_t(1) << (s.bits - 1)) - 1) / (m + 1e-14f), 0};
+      }
+      const float S = float((int64_t(1) << s.bits) - 1) / (hi - lo + 1e-14f);
+      return {S, int32_t(round_half_even(lo * S))};
+    }
+  }
+  return {1.0f, 0};
+}
 
 QParams qparams_from_range(const QuantScheme& s, const Tensor& mn_in, const Tensor& mx_in) {
   s.validate();
@@ -24,49 +60,11 @@ QParams qparams_from_range(const QuantScheme& s, const Tensor& mn_in, const Tens
   int32_t* zp = qp.zero_point.data<int32_t>();
   const float* lo = mn.data<float>();
   const float* hi = mx.data<float>();
-  const float qmin = float(s.qmin), qmax = float(s.qmax);
   for (int64_t c = 0; c < C; ++c) {
     DEAREST_CHECK(!(lo[c] > hi[c]), "qparams: channel ", c, " has min ", lo[c], " > max ", hi[c]);
     DEAREST_CHECK(std::isfinite(lo[c]) && std::isfinite(hi[c]), "qparams: channel ", c, " has a non-finite range [",
                   lo[c], ", ", hi[c], "]");
-    const float neg = std::min(lo[c], 0.0f), pos = std::max(hi[c], 0.0f);
-    switch (s.rule) {
-      case QParamRule::Affine: {
-        const float scale = std::max((pos - neg) / float(s.qmax - s.qmin), kTorchEps);
-        const float z = qmin - round_half_even(neg / scale);
-        sc[c] = scale;
-        zp[c] = int32_t(std::clamp(z, qmin, qmax));
-        break;
-      }
-      case QParamRule::Symmetric: {
-        const float m = std::max(-neg, pos);
-        sc[c] = std::max(m / (float(s.qmax - s.qmin) / 2.0f), kTorchEps);
-        if (s.is_signed) zp[c] = 0;
-        else zp[c] = (s.qmin == 0 && s.qmax == 255) ? 128 : int32_t((s.qmin + s.qmax) / 2);
-        break;
-      }
-      case QParamRule::TfliteAffine: {
-        float scale = (pos - neg) / (qmax - qmin);
-        float from_min = qmin;
-        if (scale != 0) from_min = qmin - neg / scale;
-        else scale = kTorchEps;  // TFLite keeps 0 for an all-zero tensor; a zero step cannot divide
-        sc[c] = scale;
-        zp[c] = from_min < qmin ? int32_t(qmin) : from_min > qmax ? int32_t(qmax) : int32_t(std::round(from_min));
-        break;
-      }
-      case QParamRule::Multiplicative: {
-        if (s.symmetric) {
-          const float m = std::max(std::fabs(lo[c]), std::fabs(hi[c]));
-          sc[c] = float((int64_t(1) << (s.bits - 1)) - 1) / (m + 1e-14f);
-          zp[c] = 0;
-        } else {
-          const float S = float((int64_t(1) << s.bits) - 1) / (hi[c] - lo[c] + 1e-14f);
-          sc[c] = S;
-          zp[c] = int32_t(round_half_even(lo[c] * S));
-        }
-        break;
-      }
-    }
+    std::tie(sc[c], zp[c]) = qparams_scalar(s, lo[c], hi[c]);
   }
   return qp;
 }

@@ -5,6 +5,9 @@
 
 namespace dearest::quant {
 
+// One channel's (scale, zero point) from its range (mn <= mx, both finite).
+std::pair<float, int32_t> qparams_scalar(const QuantScheme& s, float mn, float mx);
+
 // mn, mx: f32 [C] (per channel) or [1]. Returns QParams of the same length.
 QParams qparams_from_range(const QuantScheme& s, const Tensor& mn, const Tensor& mx);
 
