@@ -25,7 +25,20 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t 
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
-  return conv2d(x, param("weight"), has_bias_ ? param("bias") : Tensor(), params);
+  const Tensor& w = param("weight");
+  return conv2d(x, weight_transform ? weight_transform(w) : w, has_bias_ ? param("bias") : Tensor(), params);
+}
+
+void Conv2d::set_bias(const Tensor& b) {
+  DEAREST_CHECK(b.dim() == 1 && b.size(0) == weight().size(0), "Conv2d::set_bias: expected [", weight().size(0), "], got ",
+                b.describe());
+  if (has_bias_) {
+    NoGradGuard ng;
+    param("bias").copy_(b);
+    return;
+  }
+  register_parameter("bias", b.detach().clone());
+  has_bias_ = true;
 }
 
 BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_) : Module("BatchNorm2d"), eps(eps_), momentum(momentum_) {
@@ -36,6 +49,7 @@ BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_) : Module("Bat
 }
 
 Tensor BatchNorm2d::run(const Tensor& x, bool fuse_relu) {
+  if (folded) return fuse_relu ? relu(x) : x;
   return batch_norm(x, buffer("running_mean"), buffer("running_var"), param("weight"), param("bias"), is_training(),
                     momentum, eps, fuse_relu);
 }
@@ -49,7 +63,8 @@ Linear::Linear(int64_t in, int64_t out, bool bias) : Module("Linear"), has_bias_
 }
 
 Tensor Linear::forward(const Tensor& x) {
-  return linear(x, param("weight"), has_bias_ ? param("bias") : Tensor());
+  const Tensor& w = param("weight");
+  return linear(x, weight_transform ? weight_transform(w) : w, has_bias_ ? param("bias") : Tensor());
 }
 
 MaxPool2d::MaxPool2d(int64_t k, int64_t s, int64_t pad) : Module("MaxPool2d") {
@@ -93,7 +108,7 @@ Tensor Sequential::forward(const Tensor& x) {
   for (size_t i = 0; i < ch.size(); ++i) {
     Module& m = *ch[i].second;
     if (i + 1 < ch.size() && m.type() == "BatchNorm2d" && ch[i + 1].second->type() == "ReLU" && !m.has_forward_hooks() &&
-        !ch[i + 1].second->has_forward_hooks()) {
+        !ch[i + 1].second->has_forward_hooks() && !m.has_output_transform() && !ch[i + 1].second->has_input_transform()) {
       h = static_cast<BatchNorm2d&>(m).run(h, true);
       ++i;
       continue;

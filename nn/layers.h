@@ -10,8 +10,13 @@ class Conv2d : public Module {
          int64_t groups = 1, int64_t dilation = 1);
   Tensor forward(const Tensor& x) override;
   Tensor& weight() { return param("weight"); }
+  Tensor& bias() { return param("bias"); }
   bool has_bias() const { return has_bias_; }
+  // Adds a bias parameter to a conv built without one (batch-norm folding), or overwrites it.
+  void set_bias(const Tensor& b);
   Conv2dParams params;
+  // Applied to the weight at every forward (fake quantization); empty = the weight as is.
+  TensorTransform weight_transform;
 
  private:
   bool has_bias_;
@@ -25,12 +30,17 @@ class BatchNorm2d : public Module {
   Tensor forward(const Tensor& x) override { return run(x, false); }
   Tensor run(const Tensor& x, bool fuse_relu);
   double eps, momentum;
+  // Folded into the preceding conv: the layer passes its input through (then the ReLU, if fused).
+  bool folded = false;
 };
 
 class Linear : public Module {
  public:
   Linear(int64_t in, int64_t out, bool bias = true);
   Tensor forward(const Tensor& x) override;
+  Tensor& weight() { return param("weight"); }
+  bool has_bias() const { return has_bias_; }
+  TensorTransform weight_transform;  // as Conv2d's
 
  private:
   bool has_bias_;

@@ -22,9 +22,16 @@ std::string LoadReport::str() const {
 }
 
 Tensor Module::operator()(const Tensor& x) {
-  Tensor y = forward(x);
+  Tensor y = forward(input_tf_ ? input_tf_(x) : x);
+  if (output_tf_) y = output_tf_(y);
   for (auto& h : hooks_) h(*this, y);
   return y;
+}
+
+void Module::clear_transforms() {
+  input_tf_ = nullptr;
+  output_tf_ = nullptr;
+  for (auto& [n, c] : children_) c->clear_transforms();
 }
 
 void Module::train(bool on) {

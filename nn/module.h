@@ -60,6 +60,16 @@ class Module {
   // Converts every floating parameter and buffer (e.g. to f64 for gradient checks).
   void to(DType dtype);
 
+  // Transforms of the input (before forward) and of the output (after forward, before the hooks):
+  // where quantization inserts its activation fake-quantizers without touching the model code.
+  using TensorTransform = std::function<Tensor(const Tensor&)>;
+  void set_input_transform(TensorTransform t) { input_tf_ = std::move(t); }
+  void set_output_transform(TensorTransform t) { output_tf_ = std::move(t); }
+  bool has_input_transform() const { return bool(input_tf_); }
+  bool has_output_transform() const { return bool(output_tf_); }
+  // Removes input/output transforms of this module and all below it.
+  void clear_transforms();
+
   using ForwardHook = std::function<void(Module& m, const Tensor& output)>;
   void add_forward_hook(ForwardHook hook) { hooks_.push_back(std::move(hook)); }
   void clear_forward_hooks() { hooks_.clear(); }
@@ -82,6 +92,7 @@ class Module {
   std::vector<std::pair<std::string, Tensor>> params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   std::vector<ForwardHook> hooks_;
+  TensorTransform input_tf_, output_tf_;
 };
 
 using ModulePtr = std::shared_ptr<Module>;

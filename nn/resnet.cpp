@@ -22,7 +22,7 @@ class BasicBlock : public Module {
     }
   }
   Tensor forward(const Tensor& x) override {
-    Tensor h = bn1_->has_forward_hooks() ? relu((*bn1_)((*conv1_)(x))) : bn1_->run((*conv1_)(x), true);
+    Tensor h = bn1_->has_forward_hooks() || bn1_->has_output_transform() ? relu((*bn1_)((*conv1_)(x))) : bn1_->run((*conv1_)(x), true);
     h = (*bn2_)((*conv2_)(h));
     return relu(add(h, downsample_ ? (*downsample_)(x) : x));
   }
@@ -69,7 +69,7 @@ class ResNet18 : public Module {
       if (m->type() == "Conv2d") kaiming_normal_fan_out(static_cast<Conv2d*>(m)->weight());
   }
   Tensor forward(const Tensor& x) override {
-    Tensor h = bn1_->has_forward_hooks() ? relu((*bn1_)((*conv1_)(x))) : bn1_->run((*conv1_)(x), true);
+    Tensor h = bn1_->has_forward_hooks() || bn1_->has_output_transform() ? relu((*bn1_)((*conv1_)(x))) : bn1_->run((*conv1_)(x), true);
     if (maxpool_) h = (*maxpool_)(h);
     for (auto& l : layers_) h = (*l)(h);
     if (pool_ == "avg4") {

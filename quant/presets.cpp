@@ -1,0 +1,147 @@
+#include "quant/presets.h"
+
+#include <sstream>
+
+namespace dearest::quant {
+
+namespace {
+
+QuantScheme with(QuantScheme s, QParamRule rule, ScaleForm form, Rounding r) {
+  s.rule = rule;
+  s.form = form;
+  s.rounding = r;
+  return s;
+}
+
+ObserverOptions obs(ObserverKind k, int candidates = 80) {
+  ObserverOptions o;
+  o.kind = k;
+  o.candidates = candidates;
+  return o;
+}
+
+}  // namespace
+
+std::vector<std::string> preset_names() {
+  return {"mqbench", "qu-anti-zation", "tflite-int8", "tflite-dynamic", "pytorch-fbgemm", "pytorch-qnnpack",
+          "comp-artifact"};
+}
+
+QuantConfig preset(const std::string& name, int w, int a) {
+  DEAREST_CHECK(w >= 2 && w <= 8, "quantize: weight bits must be in 2..8, got ", w);
+  QuantConfig c;
+  c.preset = name;
+  if (name == "mqbench") {
+    // EFRAP's: affine per-channel weights [0, 2^b-1] with the MSE search, affine per-tensor
+    // activations with EMA-MSE, first and last layer 8-bit, BN not folded.
+    c.conv_weight = with(QuantScheme::make(8, false, false, true), QParamRule::Affine, ScaleForm::MulInverse,
+                         Rounding::HalfEven);
+    c.linear_weight = c.conv_weight;
+    c.act = with(QuantScheme::make(8, false, false, false), QParamRule::Affine, ScaleForm::MulInverse, Rounding::HalfEven);
+    c.weight_obs = obs(ObserverKind::Mse, 80);
+    c.act_obs = obs(ObserverKind::EmaMse, 95);
+    c.first_last_bits = 8;
+    c.placement = Placement::Producer;
+    c.set_bits(w, a < 0 ? w : a);
+  } else if (name == "qu-anti-zation") {
+    // Symmetric per-layer weights with S = (2^(b-1)-1)/max|w|, per-batch affine activations,
+    // floor(x + 0.5), at every conv/linear input including the first and the last.
+    c.conv_weight = with(QuantScheme::make(8, true, true, false), QParamRule::Multiplicative, ScaleForm::MulScale,
+                         Rounding::HalfUp);
+    c.linear_weight = c.conv_weight;
+    c.act = with(QuantScheme::make(8, false, false, false), QParamRule::Multiplicative, ScaleForm::MulScale,
+                 Rounding::HalfUp);
+    c.weight_obs = obs(ObserverKind::MinMax);
+    c.act_obs = obs(ObserverKind::MinMax);
+    c.dynamic_weights = true;
+    c.dynamic_acts = true;
+    c.placement = Placement::Consumer;
+    c.set_bits(w, a < 0 ? w : a);
+  } else if (name == "tflite-int8" || name == "tflite-dynamic") {
+    // TFLite full integer: symmetric per-channel conv weights /127 ([-127, 127]), per-tensor
+    // dense weights, asymmetric int8 activations from a representative set, BN folded; rounding
+    // half away from zero as the converter and kernels do. Dynamic range: activations per batch.
+    c.conv_weight = with(QuantScheme::make(8, true, true, true, true), QParamRule::Symmetric, ScaleForm::MulInverse,
+                         Rounding::HalfAway);
+    c.linear_weight = with(QuantScheme::make(8, true, true, false, true), QParamRule::Symmetric, ScaleForm::MulInverse,
+                           Rounding::HalfAway);
+    c.act = with(QuantScheme::make(8, true, false, false), QParamRule::TfliteAffine, ScaleForm::Divide, Rounding::HalfAway);
+    c.weight_obs = obs(ObserverKind::MinMax);
+    c.act_obs = obs(ObserverKind::MinMax);
+    c.fold_bn = true;
+    if (name == "tflite-dynamic") {
+      c.dynamic_acts = true;
+      c.placement = Placement::Consumer;
+    } else {
+      c.placement = Placement::Producer;
+      c.quantize_add_inputs = true;
+    }
+    c.set_bits(w, a < 0 ? 8 : a);
+  } else if (name == "pytorch-fbgemm" || name == "pytorch-qnnpack") {
+    // torch.quantization eager PTQ: fused conv+bn(+relu), qint8 symmetric weights (/127.5), per
+    // channel (fbgemm) or per tensor (qnnpack); quint8 affine activations (fbgemm reduces the
+    // range to 7 bits). The activation observer here is min-max (torch's default is a histogram
+    // observer; see docs/quant.md).
+    const bool fb = name == "pytorch-fbgemm";
+    c.conv_weight = with(QuantScheme::make(8, true, true, fb), QParamRule::Symmetric, ScaleForm::MulInverse,
+                         Rounding::HalfEven);
+    c.linear_weight = c.conv_weight;
+    c.act = with(QuantScheme::make(8, false, false, false), QParamRule::Affine, ScaleForm::MulInverse, Rounding::HalfEven);
+    if (fb) c.act.qmax = 127;  // reduce_range
+    c.weight_obs = obs(ObserverKind::MinMax);
+    c.act_obs = obs(ObserverKind::MinMax);
+    c.fold_bn = true;
+    c.placement = Placement::Producer;
+    c.quantize_add_inputs = true;
+    c.set_bits(w, a < 0 ? 8 : a);
+  } else if (name == "comp-artifact") {
+    // CompArtifact's training-time quantizer: BN folded, per-tensor symmetric qint8 (/127.5),
+    // activations float, only the chosen layers (ResNet-18: layer4 and fc).
+    c.conv_weight = with(QuantScheme::make(8, true, true, false), QParamRule::Symmetric, ScaleForm::MulInverse,
+                         Rounding::HalfEven);
+    c.linear_weight = c.conv_weight;
+    c.act = with(QuantScheme::make(8, false, false, false), QParamRule::Affine, ScaleForm::MulInverse, Rounding::HalfEven);
+    c.weight_obs = obs(ObserverKind::MinMax);
+    c.act_obs = obs(ObserverKind::MinMax);
+    c.dynamic_weights = true;
+    c.fold_bn = true;
+    c.placement = Placement::Consumer;
+    c.set_bits(w, 0);
+    if (a > 0) c.set_bits(w, a);
+  } else {
+    std::string all;
+    for (auto& n : preset_names()) all += (all.empty() ? "" : ", ") + n;
+    fail("quantize: unknown preset \"", name, "\" (", all, ")");
+  }
+  return c;
+}
+
+void QuantConfig::set_bits(int w, int a) {
+  DEAREST_CHECK(w >= 2 && w <= 8, "quantize: weight bits must be in 2..8, got ", w);
+  DEAREST_CHECK(a == 0 || (a >= 2 && a <= 8), "quantize: activation bits must be 0 (float) or in 2..8, got ", a);
+  const bool reduce = act.qmax == 127 && !act.is_signed;  // fbgemm's 7-bit activations stay 7-bit
+  w_bits = w;
+  a_bits = a;
+  conv_weight = conv_weight.with_bits(w);
+  linear_weight = linear_weight.with_bits(w);
+  if (a > 0) {
+    act = act.with_bits(a);
+    if (reduce && a == 8) act.qmax = 127;
+  }
+}
+
+std::string QuantConfig::describe() const {
+  std::ostringstream os;
+  os << preset << ": W" << w_bits << "A" << (a_bits ? std::to_string(a_bits) : std::string("32"));
+  if (first_last_bits) os << " (first/last " << first_last_bits << "-bit)";
+  os << "; conv weights " << conv_weight.describe() << " [" << observer_name(weight_obs.kind)
+     << (dynamic_weights ? ", dynamic" : "") << "]";
+  os << "; linear weights " << linear_weight.describe();
+  if (a_bits) os << "; activations " << act.describe() << " [" << (dynamic_acts ? "per batch" : observer_name(act_obs.kind)) << "]";
+  os << "; " << (placement == Placement::Producer ? "producer" : "consumer") << " placement";
+  if (quantize_add_inputs) os << " + add inputs";
+  os << (fold_bn ? "; BN folded" : "; BN kept");
+  return os.str();
+}
+
+}  // namespace dearest::quant

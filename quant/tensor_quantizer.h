@@ -1,0 +1,47 @@
+// One quantized tensor in a model (a layer's weight, or the activation at a layer's input): its
+// scheme, observer and qparams, and the mode that says what a forward does with it.
+#pragma once
+#include <memory>
+
+#include "quant/fake_quant.h"
+#include "quant/observer.h"
+
+namespace dearest::quant {
+
+class TensorQuantizer {
+ public:
+  enum class Mode {
+    Off,      // pass through
+    Observe,  // pass through, feeding the observer (calibration)
+    Fixed,    // fake-quantize with the frozen qparams
+    Dynamic,  // fake-quantize with qparams from this very tensor's min and max (no gradient through them)
+  };
+  TensorQuantizer(QuantScheme scheme, ObserverOptions obs, Ste ste = Ste::Clipped);
+
+  Tensor operator()(const Tensor& x);
+  // qparams from the observer; mode becomes Fixed.
+  void freeze();
+  void set_qparams(QParams qp);  // mode becomes Fixed
+
+  Mode mode = Mode::Off;
+  Tensor up_mask;  // u8, the tensor's shape: rounding up/down per element when scheme.rounding is Mask
+
+  const QuantScheme& scheme() const { return scheme_; }
+  void set_scheme(const QuantScheme& s);  // e.g. another rounding; keeps the qparams
+  const QParams& qparams() const { return qp_; }
+  bool has_qparams() const { return qp_.scale.defined(); }
+  Observer& observer() { return *observer_; }
+  Ste ste() const { return ste_; }
+  void set_ste(Ste s) { ste_ = s; }
+
+ private:
+  QuantScheme scheme_;
+  ObserverOptions obs_opts_;
+  std::unique_ptr<Observer> observer_;
+  QParams qp_;
+  Ste ste_;
+};
+
+const char* mode_name(TensorQuantizer::Mode m);
+
+}  // namespace dearest::quant

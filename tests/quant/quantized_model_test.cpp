@@ -1,0 +1,183 @@
+// Model quantization: BN folding keeps the function, the presets put quantizers where their
+// reference code does, weights seen by the layers are exactly the fake-quantized ones, errors.
+#include "quant/quantized_model.h"
+
+#include "autograd/ops.h"
+#include "nn/models.h"
+#include "quant/qparams.h"
+#include "tests/test_util.h"
+
+namespace dearest::quant {
+namespace {
+
+// A model with non-trivial batch-norm statistics: a few train-mode forwards on random data.
+nn::ModulePtr warmed(const std::string& spec_text, nn::ModelSpec& spec) {
+  spec = nn::ModelSpec::parse(spec_text);
+  nn::ModulePtr m = nn::build_model(spec);
+  {
+    NoGradGuard ng;
+    m->train();
+    for (uint64_t i = 0; i < 3; ++i) (*m)(add(mul(test::randn({16, 3, 32, 32}, 100 + i), 1.5), 0.2));
+  }
+  m->eval();
+  return m;
+}
+
+std::vector<Tensor> calib(int n, uint64_t seed) {
+  std::vector<Tensor> b;
+  for (int i = 0; i < n; ++i) b.push_back(test::randn({8, 3, 32, 32}, seed + uint64_t(i)));
+  return b;
+}
+
+TEST(QuantizedModel, BatchNormFoldingKeepsTheFunction) {
+  for (std::string s : {"resnet18:width=8", "vgg16-bn:width=8", "resnet18:width=8,stem=imagenet"}) {
+    nn::ModelSpec spec;
+    auto m = warmed(s, spec);
+    auto f = clone_model(spec, *m);
+    const int n = fold_batchnorm(*f);
+    EXPECT_EQ(n, s.rfind("vgg", 0) == 0 ? 13 : 20) << s;
+    Tensor x = test::randn({4, 3, 32, 32}, 9);
+    NoGradGuard ng;
+    EXPECT_LT(test::rel_err((*f)(x), (*m)(x)), 2e-5) << s;
+    // A clone of a folded model is folded too.
+    EXPECT_LT(test::rel_err((*clone_model(spec, *f))(x), (*m)(x)), 2e-5) << s;
+  }
+}
+
+TEST(QuantizedModel, MqbenchPlacesQuantizersAsMQBenchDoes) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=8", spec);
+  QuantizedModel q(spec, *m, preset("mqbench", 4));
+  ASSERT_EQ(q.layers().size(), 21u);
+  EXPECT_TRUE(q.layers().front().first);
+  EXPECT_TRUE(q.layers().back().last);
+  EXPECT_EQ(q.layers().front().weight_bits, 8);
+  EXPECT_EQ(q.layers().front().input_bits, 8);
+  EXPECT_EQ(q.layers().back().weight_bits, 8);
+  EXPECT_EQ(q.layer("layer1.0.conv2").weight_bits, 4);
+  // One quantizer per producer: the block input serves conv1, the downsample conv and the identity.
+  EXPECT_EQ(q.layer("layer2.0.conv1").input.get(), q.layer("layer2.0.downsample.0").input.get());
+  EXPECT_EQ(q.layer("layer2.0.conv1").input_name, "layer2.0:input");
+  EXPECT_NE(q.layer("layer2.0.conv2").input.get(), q.layer("layer2.0.conv1").input.get());
+  // 1 stem input + 8 block inputs + 8 conv2 inputs + fc input.
+  EXPECT_EQ(q.activation_quantizers().size(), 18u);
+  EXPECT_FALSE(q.config().fold_bn);
+  q.calibrate(calib(3, 40));
+  EXPECT_TRUE(q.calibrated());
+  EXPECT_EQ(q.layer("layer1.0.conv1").weight->qparams().channels(), 8);  // per channel
+  EXPECT_EQ(q.layer("layer1.0.conv1").input->qparams().channels(), 1);   // per tensor
+  EXPECT_EQ(q.layer("layer1.0.conv1").input->scheme().qmax, 15);
+  EXPECT_EQ(q.layers().back().input->scheme().qmax, 255);
+}
+
+TEST(QuantizedModel, LayersComputeWithTheFakeQuantizedWeights) {
+  nn::ModelSpec spec;
+  auto m = warmed("vgg16-bn:width=8", spec);
+  for (std::string p : {"mqbench", "tflite-int8", "pytorch-qnnpack", "qu-anti-zation"}) {
+    QuantizedModel q(spec, *m, preset(p, 8, 0));
+    q.calibrate(calib(1, 1));
+    // The same model with its weights replaced by the quantized ones, no quantizers.
+    auto ref = clone_model(spec, q.model());
+    ref->clear_transforms();
+    for (auto& [n, mod] : ref->named_modules()) {
+      if (auto* c = dynamic_cast<nn::Conv2d*>(mod)) c->weight_transform = nullptr;
+      if (auto* l = dynamic_cast<nn::Linear*>(mod)) l->weight_transform = nullptr;
+    }
+    {
+      NoGradGuard ng;
+      for (auto& l : q.layers()) {
+        Tensor w = q.quantized_weight(l);
+        for (auto& [n, mod] : ref->named_modules())
+          if (n == l.name) {
+            if (auto* c = dynamic_cast<nn::Conv2d*>(mod)) c->weight().copy_(w);
+            if (auto* li = dynamic_cast<nn::Linear*>(mod)) li->weight().copy_(w);
+          }
+      }
+    }
+    Tensor x = test::randn({4, 3, 32, 32}, 5);
+    NoGradGuard ng;
+    EXPECT_TRUE(test::bitwise_equal((*ref)(x).plain(), q(x).plain())) << p;
+    // ... and the quantized weights differ from the float ones.
+    EXPECT_GT(test::max_abs_diff(q.quantized_weight(q.layers()[3]), q.layers()[3].float_weight()), 0) << p;
+  }
+}
+
+TEST(QuantizedModel, IntegerWeightsAndScalesReconstructTheWeights) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=8", spec);
+  QuantizedModel q(spec, *m, preset("mqbench", 4));
+  q.calibrate(calib(2, 3));
+  for (auto& l : q.layers()) {
+    Tensor qi = q.integer_weight(l), w = q.quantized_weight(l);
+    auto qs = qi.to_vector(), ws = w.to_vector();
+    const auto& qp = l.weight->qparams();
+    const int64_t C = qp.channels(), per = qi.numel() / C;
+    for (int64_t i = 0; i < qi.numel(); i += 7) {
+      const int64_t c = i / per;
+      EXPECT_GE(qs[size_t(i)], l.weight->scheme().qmin);
+      EXPECT_LE(qs[size_t(i)], l.weight->scheme().qmax);
+      EXPECT_EQ(ws[size_t(i)], double(float(qs[size_t(i)] - qp.zero_point.data<int32_t>()[c]) * qp.scale.data<float>()[c]));
+    }
+  }
+}
+
+TEST(QuantizedModel, EightBitStaysCloseToFloatAndFourBitLess) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=8", spec);
+  Tensor x = test::randn({32, 3, 32, 32}, 77);
+  NoGradGuard ng;
+  Tensor ref = (*m)(x);
+  double err8 = 0, err4 = 0;
+  for (int bits : {8, 4}) {
+    QuantizedModel q(spec, *m, preset("mqbench", bits));
+    q.calibrate(calib(4, 60));
+    (bits == 8 ? err8 : err4) = test::rel_err(q(x), ref);
+  }
+  EXPECT_LT(err8, 0.05);
+  EXPECT_GT(err4, err8);
+}
+
+TEST(QuantizedModel, QuAntiZationQuantizesPerBatchAtEveryLayerInput) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=8", spec);
+  QuantizedModel q(spec, *m, preset("qu-anti-zation", 4));
+  EXPECT_EQ(q.activation_quantizers().size(), 21u);  // consumer placement: one per conv/linear
+  EXPECT_EQ(q.layers().front().weight_bits, 4);      // no 8-bit first/last
+  q.calibrate({});                                   // nothing to calibrate: all ranges are dynamic
+  NoGradGuard ng;
+  Tensor a = test::randn({4, 3, 32, 32}, 1), b = test::randn({4, 3, 32, 32}, 2);
+  Tensor both = Tensor::empty({8, 3, 32, 32});
+  both.slice(0, 0, 4).copy_(a);
+  both.slice(0, 4, 8).copy_(b);
+  // Batch-dependent: image a's logits change when b shares its batch.
+  EXPECT_GT(test::max_abs_diff(q(a), q(both).slice(0, 0, 4)), 0);
+}
+
+TEST(QuantizedModel, CompArtifactQuantizesOnlyTheChosenLayers) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=8", spec);
+  QuantConfig c = preset("comp-artifact", 8);
+  c.layers = {"layer4", "fc"};
+  QuantizedModel q(spec, *m, c);
+  EXPECT_EQ(q.layers().size(), 6u);  // layer4: 2 blocks x 2 convs + downsample, and fc
+  EXPECT_TRUE(q.activation_quantizers().empty());
+  EXPECT_TRUE(q.config().fold_bn);
+}
+
+TEST(QuantizedModel, ClearErrors) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=8", spec);
+  EXPECT_ERROR_CONTAINS(preset("mqbench", 9), "2..8");
+  EXPECT_ERROR_CONTAINS(preset("mqbench", 4, 1), "activation bits");
+  EXPECT_ERROR_CONTAINS(preset("tensorrt", 8), "unknown preset");
+  QuantConfig c = preset("mqbench", 8);
+  c.layers = {"no_such_layer"};
+  EXPECT_ERROR_CONTAINS(QuantizedModel(spec, *m, c), "no layer matches");
+  QuantizedModel q(spec, *m, preset("mqbench", 8));
+  EXPECT_ERROR_CONTAINS(q.calibrate({test::randn({2, 3, 64, 64}, 1)}), "calibration batches");
+  EXPECT_ERROR_CONTAINS(q.calibrate({}), "at least one batch");
+  EXPECT_ERROR_CONTAINS(q.set_enabled(true, true), "not calibrated");
+}
+
+}  // namespace
+}  // namespace dearest::quant
