@@ -111,7 +111,11 @@ int fold_batchnorm(nn::Module& model) {
 
 QuantizedModel::QuantizedModel(const nn::ModelSpec& spec, nn::Module& float_model, QuantConfig cfg)
     : spec_(spec), cfg_(std::move(cfg)) {
+  for (auto& [n, m] : float_model.named_modules())
+    DEAREST_CHECK(!(m->type() == "BatchNorm2d" && static_cast<nn::BatchNorm2d*>(m)->folded),
+                  "quantize: ", n, " is already folded; quantize the float model");
   model_ = clone_model(spec, float_model);
+  for (auto& [k, t] : model_->state_dict()) source_.emplace_back(k, t.detach().clone());
   if (cfg_.fold_bn) fold_batchnorm(*model_);
   install();
 }

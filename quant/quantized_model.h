@@ -40,6 +40,8 @@ class QuantizedModel {
   Tensor operator()(const Tensor& x) { return (*model_)(x); }
   const QuantConfig& config() const { return cfg_; }
   const nn::ModelSpec& spec() const { return spec_; }
+  // The float model's state as it came in (before folding): what a quantized file stores.
+  const nn::StateDict& source_state() const { return source_; }
 
   // MQBench's order: activation observers over every batch with nothing quantized (twice for
   // OMSE), then the weights' ranges; then everything is switched on.
@@ -47,6 +49,11 @@ class QuantizedModel {
   bool calibrated() const { return calibrated_; }
   // Switch weight and activation quantization on or off (qparams are kept).
   void set_enabled(bool weights, bool activations);
+  // Marks the model calibrated after qparams were set by hand (e.g. loaded from a file).
+  void mark_calibrated() {
+    calibrated_ = true;
+    set_enabled(true, true);
+  }
 
   std::vector<QuantLayer>& layers() { return layers_; }
   QuantLayer& layer(const std::string& name);
@@ -61,6 +68,7 @@ class QuantizedModel {
   nn::ModelSpec spec_;
   QuantConfig cfg_;
   nn::ModulePtr model_;
+  nn::StateDict source_;
   std::vector<QuantLayer> layers_;
   std::vector<NamedQuantizer> acts_;
   bool calibrated_ = false;

@@ -8,6 +8,13 @@
 
 namespace dearest::quant {
 
+// What a quantizer did to the tensors that went through it while `stats` was set (audit).
+struct QuantStats {
+  int64_t elements = 0, clamped = 0;
+  double signal = 0, noise = 0;  // sum x^2, sum (x̂ - x)^2
+  double sqnr_db() const;
+};
+
 class TensorQuantizer {
  public:
   enum class Mode {
@@ -24,6 +31,7 @@ class TensorQuantizer {
   void set_qparams(QParams qp);  // mode becomes Fixed
 
   Mode mode = Mode::Off;
+  std::shared_ptr<QuantStats> stats;  // when set, every quantizing forward adds to it
   Tensor up_mask;  // u8, the tensor's shape: rounding up/down per element when scheme.rounding is Mask
 
   const QuantScheme& scheme() const { return scheme_; }

@@ -11,7 +11,7 @@ namespace dearest::cli {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {info_command(), selfcheck_command(), data_command(), train_command(),
-                                             eval_command(), probe_command()};
+                                             eval_command(), probe_command(), quantize_command(), audit_command()};
   return table;
 }
 
