@@ -193,6 +193,15 @@ void QuantizedModel::install() {
         acts_.push_back({name + "." + leaf + ":output", q});
       }
     }
+    // The last block's output feeds the pooling, not a conv: runtimes quantize it there too.
+    std::string last_block;
+    for (auto& [name, m] : mods)
+      if (m->type() == "BasicBlock") last_block = name;
+    if (!last_block.empty() && cfg_.placement == Placement::Producer && selected(cfg_, last_block + ".conv2")) {
+      auto q = std::make_shared<TensorQuantizer>(cfg_.act.with_bits(cfg_.a_bits), cfg_.act_obs);
+      by_name[last_block]->set_output_transform([q](const Tensor& x) { return (*q)(x); });
+      acts_.push_back({last_block + ":output", q});
+    }
   }
 }
 
