@@ -8,6 +8,9 @@
 #include "quant/channels.h"
 #include "quant/element.h"
 #include "quant/fake_quant.h"
+#include "quant/integer_model.h"
+#include "quant/ocs.h"
+#include <map>
 #include "quant/qparams.h"
 
 namespace dearest::quant {
@@ -23,6 +26,8 @@ std::vector<WeightAudit> audit_weights(QuantizedModel& q) {
     a.scheme = s.describe();
     a.bits = s.bits;
     Tensor w = l.float_weight().detach().contiguous();
+    // A channel-split layer is quantized on its split weight: audit that.
+    if (l.ocs) w = ocs_split(w, l.ocs->ratio, l.ocs->grid_aware ? l.ocs->grid_scale : 0).weight.contiguous();
     QParams qp;
     if (l.weight->has_qparams()) qp = l.weight->qparams();
     else {
@@ -119,6 +124,112 @@ std::vector<ActivationAudit> audit_activations(QuantizedModel& q, const std::vec
     out.push_back(r);
   }
   return out;
+}
+
+IntegerComparison compare_integer(QuantizedModel& q, const std::vector<Tensor>& batches) {
+  NoGradGuard ng;
+  IntegerModel im(q);
+  IntegerComparison out;
+  std::map<std::string, Tensor> emulated;
+  std::map<std::string, size_t> index;
+  // Wrap each activation quantizer so the emulation's integers are kept; restored at the end.
+  auto install = [&](bool record) {
+    for (auto& a : q.activation_quantizers()) {
+      auto tq = a.q;
+      const std::string name = a.name;
+      nn::Module::TensorTransform fn;
+      if (record)
+        fn = [tq, name, &emulated](const Tensor& t) {
+          emulated[name] = fake_quantize_raw(t, tq->scheme(), tq->qparams(), {}, true).q;
+          return (*tq)(t);
+        };
+      else
+        fn = [tq](const Tensor& t) { return (*tq)(t); };
+      nn::Module* mod = q.model().find(name.substr(0, name.find(':')));
+      DEAREST_CHECK(mod != nullptr, "compare_integer: no module for ", name);
+      if (name.find(":output") != std::string::npos) mod->set_output_transform(fn);
+      else mod->set_input_transform(fn);
+    }
+  };
+  for (auto& a : q.activation_quantizers()) {
+    index[a.name] = out.points.size();
+    out.points.push_back({a.name});
+  }
+  im.trace = [&](const std::string& n, const Tensor& t) {
+    auto it = emulated.find(n);
+    DEAREST_CHECK(it != emulated.end() && it->second.shape() == t.shape(), "compare_integer: no emulated tensor like ", n);
+    IntegerPoint& p = out.points[index.at(n)];
+    const int32_t* a = t.data<int32_t>();
+    const int32_t* b = it->second.data<int32_t>();
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      const int64_t d = std::abs(int64_t(a[i]) - b[i]);
+      p.differ += d != 0;
+      p.max_steps = std::max(p.max_steps, d);
+    }
+    p.elements += t.numel();
+  };
+  install(true);
+  try {
+    for (auto& x : batches) {
+      emulated.clear();
+      Tensor e = q(x).plain().contiguous(), i = im.forward(x);
+      const int64_t N = e.size(0), C = e.size(1);
+      const float* ed = e.data<float>();
+      const float* id = i.data<float>();
+      for (int64_t n = 0; n < N; ++n) {
+        int64_t be = 0, bi = 0;
+        for (int64_t c = 0; c < C; ++c) {
+          if (ed[n * C + c] > ed[n * C + be]) be = c;
+          if (id[n * C + c] > id[n * C + bi]) bi = c;
+          out.max_logit_diff = std::max(out.max_logit_diff, double(std::fabs(ed[n * C + c] - id[n * C + c])));
+          out.max_logit = std::max(out.max_logit, double(std::fabs(ed[n * C + c])));
+        }
+        out.top1_agree += be == bi;
+      }
+      out.images += N;
+    }
+  } catch (...) {
+    install(false);
+    throw;
+  }
+  install(false);
+  return out;
+}
+
+Json to_json(const IntegerComparison& c) {
+  Json j = Json::object();
+  j.set("images", c.images);
+  j.set("top1_agreement", c.agreement());
+  j.set("top1_agree", c.top1_agree);
+  j.set("max_logit_diff", c.max_logit_diff);
+  j.set("max_abs_logit", c.max_logit);
+  Json pts = Json::array();
+  for (auto& p : c.points) {
+    Json e = Json::object();
+    e.set("point", p.name);
+    e.set("elements", p.elements);
+    e.set("differ", p.differ);
+    e.set("max_steps", p.max_steps);
+    pts.push(e);
+  }
+  j.set("points", pts);
+  return j;
+}
+
+std::string integer_table(const IntegerComparison& c) {
+  std::ostringstream os;
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "integer-only vs emulated: top-1 agreement %.2f%% (%lld of %lld images), max |logit diff| %.4g (max |logit| %.4g)\n",
+                100 * c.agreement(), (long long)c.top1_agree, (long long)c.images, c.max_logit_diff, c.max_logit);
+  os << buf;
+  std::snprintf(buf, sizeof buf, "%-28s %12s %10s %9s\n", "quantization point", "elements", "differ", "max steps");
+  os << buf;
+  for (auto& p : c.points) {
+    std::snprintf(buf, sizeof buf, "%-28s %12lld %9.3f%% %9lld\n", p.name.c_str(), (long long)p.elements,
+                  p.elements ? 100.0 * double(p.differ) / double(p.elements) : 0.0, (long long)p.max_steps);
+    os << buf;
+  }
+  return os.str();
 }
 
 Json to_json(const WeightAudit& a) {

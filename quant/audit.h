@@ -34,6 +34,21 @@ struct ActivationAudit {
 std::vector<WeightAudit> audit_weights(QuantizedModel& q);
 std::vector<ActivationAudit> audit_activations(QuantizedModel& q, const std::vector<Tensor>& batches);
 
+// The integer-only model against the emulation on the same images.
+struct IntegerPoint {
+  std::string name;
+  int64_t elements = 0, differ = 0, max_steps = 0;
+};
+struct IntegerComparison {
+  int64_t images = 0, top1_agree = 0;
+  double max_logit_diff = 0, max_logit = 0;
+  std::vector<IntegerPoint> points;  // per quantization point, summed over the images
+  double agreement() const { return images ? double(top1_agree) / double(images) : 0; }
+};
+IntegerComparison compare_integer(QuantizedModel& q, const std::vector<Tensor>& batches);
+Json to_json(const IntegerComparison& c);
+std::string integer_table(const IntegerComparison& c);
+
 Json to_json(const WeightAudit& a);
 Json to_json(const ActivationAudit& a);
 std::string weight_table(const std::vector<WeightAudit>& v);

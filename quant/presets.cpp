@@ -24,7 +24,7 @@ ObserverOptions obs(ObserverKind k, int candidates = 80) {
 
 std::vector<std::string> preset_names() {
   return {"mqbench", "qu-anti-zation", "tflite-int8", "tflite-dynamic", "pytorch-fbgemm", "pytorch-qnnpack",
-          "comp-artifact"};
+          "comp-artifact", "ocs", "aciq", "omse"};
 }
 
 QuantConfig preset(const std::string& name, int w, int a) {
@@ -108,6 +108,34 @@ QuantConfig preset(const std::string& name, int w, int a) {
     c.placement = Placement::Consumer;
     c.set_bits(w, 0);
     if (a > 0) c.set_bits(w, a);
+  } else if (name == "ocs") {
+    // cornell-zhang/dnn-quant-ocs: symmetric per-tensor weights and activations, S = (2^(b-1)-1) /
+    // max|x|, round(x*S); conv weights split with expand ratio 0.02 (grid-aware); the first conv
+    // and the linear layers stay float, as that code leaves them.
+    c.conv_weight = with(QuantScheme::make(8, true, true, false, true), QParamRule::Multiplicative, ScaleForm::MulScale,
+                         Rounding::HalfEven);
+    c.linear_weight = c.conv_weight;
+    c.act = c.conv_weight;
+    c.weight_obs = obs(ObserverKind::MinMax);
+    c.act_obs = obs(ObserverKind::MinMax);
+    c.placement = Placement::Consumer;
+    c.quantize_first = false;
+    c.quantize_linear = false;
+    c.ocs_expand = 0.02;
+    c.set_bits(w, a < 0 ? w : a);
+  } else if (name == "aciq" || name == "omse") {
+    // The robust-quantization baselines on MQBench's scheme (affine per-channel weights, affine
+    // per-tensor activations, first and last layer 8-bit): ACIQ clips activations at its
+    // analytical alpha (Laplace); OMSE picks every range by the MSE over the whole calibration set.
+    c = preset("mqbench", w, a);
+    c.preset = name;
+    if (name == "aciq") {
+      c.act_obs = obs(ObserverKind::Aciq);
+      c.weight_obs = obs(ObserverKind::Aciq);
+    } else {
+      c.act_obs = obs(ObserverKind::Omse, 95);
+      c.weight_obs = obs(ObserverKind::Omse, 80);
+    }
   } else {
     std::string all;
     for (auto& n : preset_names()) all += (all.empty() ? "" : ", ") + n;
@@ -140,6 +168,9 @@ std::string QuantConfig::describe() const {
   if (a_bits) os << "; activations " << act.describe() << " [" << (dynamic_acts ? "per batch" : observer_name(act_obs.kind)) << "]";
   os << "; " << (placement == Placement::Producer ? "producer" : "consumer") << " placement";
   if (quantize_add_inputs) os << " + add inputs";
+  if (!quantize_first) os << "; first conv float";
+  if (!quantize_linear) os << "; linear layers float";
+  if (ocs_expand > 0) os << "; OCS expand " << ocs_expand << (ocs_grid_aware ? " (grid-aware)" : "");
   os << (fold_bn ? "; BN folded" : "; BN kept");
   return os.str();
 }

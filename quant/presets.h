@@ -31,13 +31,18 @@ struct QuantConfig {
   bool fold_bn = false;
   std::vector<std::string> layers;  // name prefixes of the layers to quantize; empty = all
   std::vector<std::string> skip;    // name prefixes never quantized
+  bool quantize_first = true;       // the first conv (OCS's code leaves it float)
+  bool quantize_linear = true;      // linear layers (OCS's code leaves them float)
+  double ocs_expand = 0;            // outlier channel splitting of conv weights: ceil(ratio * I) splits
+  bool ocs_grid_aware = true;       // OCS's grid-aware halves (per-tensor weight schemes)
 
   // Rescales the schemes to new widths (first/last stay at first_last_bits when set).
   void set_bits(int w, int a);
   std::string describe() const;
 };
 
-// mqbench, qu-anti-zation, tflite-int8, tflite-dynamic, pytorch-fbgemm, pytorch-qnnpack, comp-artifact.
+// mqbench, qu-anti-zation, tflite-int8, tflite-dynamic, pytorch-fbgemm, pytorch-qnnpack, comp-artifact,
+// ocs, aciq, omse (the robust-quantization baselines' quantizers).
 QuantConfig preset(const std::string& name, int w_bits = 8, int a_bits = -1);  // a_bits -1: the preset's
 std::vector<std::string> preset_names();
 

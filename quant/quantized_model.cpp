@@ -5,6 +5,7 @@
 
 #include "autograd/grad_mode.h"
 #include "quant/fake_quant.h"
+#include "quant/ocs.h"
 
 namespace dearest::quant {
 
@@ -135,6 +136,8 @@ void QuantizedModel::install() {
   std::map<std::string, std::shared_ptr<TensorQuantizer>> block_inputs;
   for (auto& [name, m] : weighted) {
     if (!selected(cfg_, name)) continue;
+    if (name == first && !cfg_.quantize_first) continue;
+    if (m->type() == "Linear" && !cfg_.quantize_linear) continue;
     QuantLayer l;
     l.name = name;
     l.module = m;
@@ -146,8 +149,21 @@ void QuantizedModel::install() {
     QuantScheme ws = (l.is_conv ? cfg_.conv_weight : cfg_.linear_weight).with_bits(l.weight_bits);
     l.weight = std::make_shared<TensorQuantizer>(ws, cfg_.weight_obs);
     auto wq = l.weight;
-    if (l.is_conv) static_cast<nn::Conv2d*>(m)->weight_transform = [wq](const Tensor& w) { return (*wq)(w); };
-    else static_cast<nn::Linear*>(m)->weight_transform = [wq](const Tensor& w) { return (*wq)(w); };
+    if (l.is_conv && cfg_.ocs_expand > 0) {
+      l.ocs = std::make_shared<QuantLayer::Ocs>();
+      l.ocs->ratio = cfg_.ocs_expand;
+      l.ocs->grid_aware = cfg_.ocs_grid_aware && !ws.per_channel;
+      auto ocs = l.ocs;
+      static_cast<nn::Conv2d*>(m)->weight_transform = [wq, ocs](const Tensor& w) {
+        if (wq->mode == TensorQuantizer::Mode::Off) return w;
+        OcsSplit sp = ocs_split(w, ocs->ratio, ocs->grid_aware ? ocs->grid_scale : 0);
+        return ocs_fold((*wq)(sp.weight), sp);
+      };
+    } else if (l.is_conv) {
+      static_cast<nn::Conv2d*>(m)->weight_transform = [wq](const Tensor& w) { return (*wq)(w); };
+    } else {
+      static_cast<nn::Linear*>(m)->weight_transform = [wq](const Tensor& w) { return (*wq)(w); };
+    }
     if (cfg_.a_bits > 0) {
       l.input_bits = edge ? cfg_.first_last_bits : cfg_.a_bits;
       const std::string parent = parent_of(name);
@@ -238,6 +254,21 @@ void QuantizedModel::calibrate(const std::vector<Tensor>& batches) {
   for (auto& l : layers_) {
     if (cfg_.dynamic_weights) continue;
     Tensor w = l.float_weight().detach();
+    if (l.ocs) {
+      // The scale comes from the plain split (OCS's weight_clip_threshold = 1: no clipping); the
+      // grid-aware halves are then placed on that grid.
+      OcsSplit plain = ocs_split(w, l.ocs->ratio, 0);
+      Observer probe(l.weight->scheme(), cfg_.weight_obs);
+      probe.observe(plain.weight);
+      if (probe.needs_second_pass()) {
+        probe.begin_second_pass();
+        probe.observe(plain.weight);
+      }
+      QParams qp = probe.qparams();
+      if (l.ocs->grid_aware) l.ocs->grid_scale = 1.0 / qp.step(l.weight->scheme(), 0);
+      l.weight->set_qparams(qp);
+      continue;
+    }
     l.weight->observer().observe(w);
     if (l.weight->observer().needs_second_pass()) {
       l.weight->observer().begin_second_pass();
@@ -264,12 +295,19 @@ Tensor QuantizedModel::quantized_weight(const QuantLayer& l) const {
   NoGradGuard ng;
   auto mode = l.weight->mode;
   l.weight->mode = cfg_.dynamic_weights ? TensorQuantizer::Mode::Dynamic : TensorQuantizer::Mode::Fixed;
-  Tensor w = (*l.weight)(l.float_weight().detach());
+  Tensor w = l.float_weight().detach();
+  if (l.ocs) {
+    OcsSplit sp = ocs_split(w, l.ocs->ratio, l.ocs->grid_aware ? l.ocs->grid_scale : 0);
+    w = ocs_fold((*l.weight)(sp.weight), sp);
+  } else {
+    w = (*l.weight)(w);
+  }
   l.weight->mode = mode;
   return w;
 }
 
 Tensor QuantizedModel::integer_weight(const QuantLayer& l) const {
+  DEAREST_CHECK(!l.ocs, "quantize: ", l.name, " is channel-split (OCS); its integers live on the split weight");
   DEAREST_CHECK(l.weight->has_qparams(), "quantize: ", l.name, " has no frozen qparams (dynamic or uncalibrated)");
   return fake_quantize_raw(l.float_weight().detach(), l.weight->scheme(), l.weight->qparams(), l.weight->up_mask, true).q;
 }

@@ -23,6 +23,13 @@ struct QuantLayer {
   std::shared_ptr<TensorQuantizer> weight;
   std::shared_ptr<TensorQuantizer> input;  // shared by the consumers of one producer; may be null
   std::string input_name;                  // where that quantizer sits ("layer1.0:input", "fc:input")
+  // Outlier channel splitting: the weight is split, quantized, folded back (ratio 0 = off).
+  struct Ocs {
+    double ratio = 0;
+    bool grid_aware = true;
+    double grid_scale = 0;  // S = 1/step from the plain split, set at calibration
+  };
+  std::shared_ptr<Ocs> ocs;
   Tensor& float_weight() const;            // the (folded) float weight the quantizer sees
 };
 

@@ -116,6 +116,10 @@ Json config_to_json(const QuantConfig& c) {
   j.set("fold_bn", c.fold_bn);
   j.set("layers", strings(c.layers));
   j.set("skip", strings(c.skip));
+  j.set("quantize_first", c.quantize_first);
+  j.set("quantize_linear", c.quantize_linear);
+  j.set("ocs_expand", c.ocs_expand);
+  j.set("ocs_grid_aware", c.ocs_grid_aware);
   return j;
 }
 
@@ -137,6 +141,10 @@ QuantConfig config_from_json(const Json& j) {
   c.fold_bn = j["fold_bn"].as_bool();
   c.layers = strings_from(j["layers"]);
   c.skip = strings_from(j["skip"]);
+  c.quantize_first = j["quantize_first"].as_bool();
+  c.quantize_linear = j["quantize_linear"].as_bool();
+  c.ocs_expand = j["ocs_expand"].as_number();
+  c.ocs_grid_aware = j["ocs_grid_aware"].as_bool();
   return c;
 }
 
@@ -150,6 +158,7 @@ void save_quantized(const std::string& path, const QuantizedModel& q, std::map<s
     e.set("name", l.name);
     e.set("scheme", scheme_to_json(l.weight->scheme()));
     e.set("mask", l.weight->up_mask.defined());
+    if (l.ocs) e.set("ocs_grid_scale", l.ocs->grid_scale);
     layers.push(e);
     if (l.weight->has_qparams()) {
       tensors.emplace_back("quant/" + l.name + "/weight.scale", l.weight->qparams().scale);
@@ -208,6 +217,7 @@ LoadedQuantized load_quantized(const std::string& path) {
     const std::string base = "quant/" + l.name + "/weight.";
     if (f.has(base + "scale")) l.weight->set_qparams({f.get(base + "scale").clone(), f.get(base + "zero_point").clone()});
     if (e["mask"].as_bool()) l.weight->up_mask = f.get(base + "up_mask").clone();
+    if (l.ocs && e.contains("ocs_grid_scale")) l.ocs->grid_scale = e["ocs_grid_scale"].as_number();
   }
   const Json acts = Json::parse(out.meta["quant_activations"], path + ": quant_activations");
   DEAREST_CHECK(acts.items().size() == q.activation_quantizers().size(), path, ": activation quantizers in the file (",

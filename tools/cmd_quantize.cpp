@@ -16,6 +16,7 @@
 #include "nn/trainer.h"
 #include "quant/audit.h"
 #include "quant/calibration.h"
+#include "quant/integer_model.h"
 #include "quant/serialize.h"
 #include "tensor/runtime.h"
 #include "tools/cli.h"
@@ -172,14 +173,21 @@ int audit(const po::variables_map& vm) {
     batches = quant::calibration_batches(data::parse_data_spec(vm["data"].as<std::string>()), o);
   }
   auto aa = quant::audit_activations(q, batches);
+  const std::string why = quant::IntegerModel::unsupported_reason(q);
+  quant::IntegerComparison ic;
+  const bool integer = !batches.empty() && why.empty() && vm["integer"].as<bool>();
+  if (integer) ic = quant::compare_integer(q, batches);
   if (vm.count("json")) {
     for (auto& x : wa) std::cout << quant::to_json(x).dump() << "\n";
     for (auto& x : aa) std::cout << quant::to_json(x).dump() << "\n";
+    if (integer) std::cout << quant::to_json(ic).dump() << "\n";
   } else {
     std::cout << q.spec().str() << ": " << q.config().describe() << "\n\n"
               << quant::weight_table(wa) << "\n"
               << quant::activation_table(aa);
-    if (batches.empty()) std::cout << "(activation clamping and SQNR need --data)\n";
+    if (batches.empty()) std::cout << "(activation clamping and SQNR, and the integer-only comparison, need --data)\n";
+    else if (!why.empty()) std::cout << "\nno integer-only comparison: " << why << "\n";
+    else if (integer) std::cout << "\n" << quant::integer_table(ic);
   }
   return 0;
 }
@@ -223,7 +231,8 @@ Command audit_command() {
           [](po::options_description& d) {
             d.add_options()("quantized", po::value<std::string>()->required(), "quantized model file (dearest quantize)")
                 ("data", po::value<std::string>(), "dataset spec: activation statistics on its test images")
-                ("images", po::value<int64_t>()->default_value(256), "test images for the activation statistics")
+                ("images", po::value<int64_t>()->default_value(256), "test images for the activation statistics and the integer comparison")
+                ("integer", po::value<bool>()->default_value(true), "compare the integer-only model with the emulation (when the scheme allows)")
                 ("json", "JSON lines instead of the table");
           },
           audit};
