@@ -26,7 +26,9 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t 
 
 Tensor Conv2d::forward(const Tensor& x) {
   const Tensor& w = param("weight");
-  return conv2d(x, weight_transform ? weight_transform(w) : w, has_bias_ ? param("bias") : Tensor(), params);
+  Tensor b = has_bias_ ? param("bias") : Tensor();
+  if (b.defined() && bias_transform) b = bias_transform(b);
+  return conv2d(x, weight_transform ? weight_transform(w) : w, b, params);
 }
 
 void Conv2d::set_bias(const Tensor& b) {
@@ -64,7 +66,9 @@ Linear::Linear(int64_t in, int64_t out, bool bias) : Module("Linear"), has_bias_
 
 Tensor Linear::forward(const Tensor& x) {
   const Tensor& w = param("weight");
-  return linear(x, weight_transform ? weight_transform(w) : w, has_bias_ ? param("bias") : Tensor());
+  Tensor b = has_bias_ ? param("bias") : Tensor();
+  if (b.defined() && bias_transform) b = bias_transform(b);
+  return linear(x, weight_transform ? weight_transform(w) : w, b);
 }
 
 MaxPool2d::MaxPool2d(int64_t k, int64_t s, int64_t pad) : Module("MaxPool2d") {

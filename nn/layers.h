@@ -15,8 +15,8 @@ class Conv2d : public Module {
   // Adds a bias parameter to a conv built without one (batch-norm folding), or overwrites it.
   void set_bias(const Tensor& b);
   Conv2dParams params;
-  // Applied to the weight at every forward (fake quantization); empty = the weight as is.
-  TensorTransform weight_transform;
+  // Applied to the weight / bias at every forward (fake quantization); empty = as is.
+  TensorTransform weight_transform, bias_transform;
 
  private:
   bool has_bias_;
@@ -40,7 +40,7 @@ class Linear : public Module {
   Tensor forward(const Tensor& x) override;
   Tensor& weight() { return param("weight"); }
   bool has_bias() const { return has_bias_; }
-  TensorTransform weight_transform;  // as Conv2d's
+  TensorTransform weight_transform, bias_transform;  // as Conv2d's
 
  private:
   bool has_bias_;

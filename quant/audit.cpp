@@ -126,10 +126,11 @@ std::vector<ActivationAudit> audit_activations(QuantizedModel& q, const std::vec
   return out;
 }
 
-IntegerComparison compare_integer(QuantizedModel& q, const std::vector<Tensor>& batches) {
+IntegerComparison compare_integer(QuantizedModel& q, const std::vector<Tensor>& batches, Requant requant) {
   NoGradGuard ng;
-  IntegerModel im(q);
+  IntegerModel im(q, false, requant);
   IntegerComparison out;
+  out.requant = requant == Requant::Gemmlowp ? "gemmlowp" : "single";
   std::map<std::string, Tensor> emulated;
   std::map<std::string, size_t> index;
   // Wrap each activation quantizer so the emulation's integers are kept; restored at the end.
@@ -198,6 +199,7 @@ IntegerComparison compare_integer(QuantizedModel& q, const std::vector<Tensor>& 
 
 Json to_json(const IntegerComparison& c) {
   Json j = Json::object();
+  j.set("requant", c.requant);
   j.set("images", c.images);
   j.set("top1_agreement", c.agreement());
   j.set("top1_agree", c.top1_agree);
@@ -219,8 +221,8 @@ Json to_json(const IntegerComparison& c) {
 std::string integer_table(const IntegerComparison& c) {
   std::ostringstream os;
   char buf[256];
-  std::snprintf(buf, sizeof buf, "integer-only vs emulated: top-1 agreement %.2f%% (%lld of %lld images), max |logit diff| %.4g (max |logit| %.4g)\n",
-                100 * c.agreement(), (long long)c.top1_agree, (long long)c.images, c.max_logit_diff, c.max_logit);
+  std::snprintf(buf, sizeof buf, "integer-only (%s requantization) vs emulated: top-1 agreement %.2f%% (%lld of %lld images), max |logit diff| %.4g (max |logit| %.4g)\n",
+                c.requant.c_str(), 100 * c.agreement(), (long long)c.top1_agree, (long long)c.images, c.max_logit_diff, c.max_logit);
   os << buf;
   std::snprintf(buf, sizeof buf, "%-28s %12s %10s %9s\n", "quantization point", "elements", "differ", "max steps");
   os << buf;

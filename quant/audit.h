@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "quant/integer_model.h"
 #include "quant/quantized_model.h"
 #include "tensor/json.h"
 
@@ -40,12 +41,13 @@ struct IntegerPoint {
   int64_t elements = 0, differ = 0, max_steps = 0;
 };
 struct IntegerComparison {
+  std::string requant;
   int64_t images = 0, top1_agree = 0;
   double max_logit_diff = 0, max_logit = 0;
   std::vector<IntegerPoint> points;  // per quantization point, summed over the images
   double agreement() const { return images ? double(top1_agree) / double(images) : 0; }
 };
-IntegerComparison compare_integer(QuantizedModel& q, const std::vector<Tensor>& batches);
+IntegerComparison compare_integer(QuantizedModel& q, const std::vector<Tensor>& batches, Requant requant = Requant::Gemmlowp);
 Json to_json(const IntegerComparison& c);
 std::string integer_table(const IntegerComparison& c);
 

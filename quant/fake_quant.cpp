@@ -86,6 +86,20 @@ Tensor fake_quantize(const Tensor& x, const QuantScheme& s, const QParams& qp, S
   });
 }
 
+Tensor quantize_bias(const Tensor& bias, const Tensor& step, Rounding r) {
+  Tensor b = bias.detach().plain().contiguous().to(DType::F32), s = step.contiguous();
+  DEAREST_CHECK(b.dim() == 1 && s.dtype() == DType::F32 && s.numel() == b.numel(), "quantize_bias: bias ", b.describe(),
+                " and steps ", s.describe(), " must be 1-d of the same length");
+  Tensor out = Tensor::empty(b.shape(), DType::F32);
+  for (int64_t c = 0; c < b.numel(); ++c) {
+    const float st = s.data<float>()[c];
+    out.data<float>()[c] = round_element(r, b.data<float>()[c] / st, 0) * st;
+  }
+  if (bias.dtype() == DType::F64) out = out.to(DType::F64);
+  if (!(grad_enabled() && bias.requires_grad())) return out;
+  return record("quantize_bias", out, {bias}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
+}
+
 Tensor scaled_value(const Tensor& x_in, const QuantScheme& s, const QParams& qp) {
   ChannelView v;
   QuantScheme nearest = s;

@@ -26,6 +26,11 @@ FakeQuantResult fake_quantize_raw(const Tensor& x, const QuantScheme& s, const Q
 Tensor fake_quantize(const Tensor& x, const QuantScheme& s, const QParams& qp, Ste ste = Ste::Clipped,
                      const Tensor& up = {});
 
+// A bias on the int32 grid of its layer's accumulator: b̂[c] = round(b[c] / s[c]) * s[c] with
+// s[c] = s_in * s_w[c] (float32, as integer runtimes quantize biases), rounding `r` (half-away for
+// TFLite, half-even for PyTorch). The gradient passes straight through.
+Tensor quantize_bias(const Tensor& bias, const Tensor& step, Rounding r);
+
 // The unrounded value v (x/s, x*(1/s) or x*S-Z, in f32 as the scheme computes it) per element:
 // rounding decisions (fractional parts, flips, masks) are taken on it.
 Tensor scaled_value(const Tensor& x, const QuantScheme& s, const QParams& qp);

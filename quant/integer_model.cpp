@@ -5,11 +5,28 @@
 #include <limits>
 
 #include "autograd/grad_mode.h"
+#include "quant/element.h"
 #include "quant/fake_quant.h"
 
 namespace dearest::quant {
 
 namespace {
+
+// x * real in fixed point with 48 fractional bits, then one rounding shift with tie rule r.
+int64_t scale_round(int64_t x, double real, Rounding r) {
+  constexpr int kBits = 48;
+  const __int128 m = __int128(std::llround(std::ldexp(real, kBits)));
+  const __int128 p = __int128(x) * m;
+  __int128 q = p >> kBits;  // floor
+  const __int128 rem = p - (q << kBits), half = __int128(1) << (kBits - 1);
+  if (rem > half) ++q;
+  else if (rem == half) {
+    if (r == Rounding::HalfAway) q += p > 0 ? 1 : 0;
+    else if (r == Rounding::HalfEven) q += (q & 1) ? 1 : 0;
+    else q += 1;  // half up
+  }
+  return int64_t(q);
+}
 
 float step_of(const TensorQuantizer& t) { return t.qparams().scale.data<float>()[0]; }
 int32_t zero_of(const TensorQuantizer& t) { return t.qparams().zero_point.data<int32_t>()[0]; }
@@ -39,7 +56,8 @@ std::string IntegerModel::unsupported_reason(QuantizedModel& q) {
   return "";
 }
 
-IntegerModel::IntegerModel(QuantizedModel& q, bool reference) : q_(q), reference_(reference) {
+IntegerModel::IntegerModel(QuantizedModel& q, bool reference, Requant requant)
+    : q_(q), reference_(reference), requant_(requant) {
   const std::string why = unsupported_reason(q);
   DEAREST_CHECK(why.empty(), "integer model: ", q.spec().str(), " (", q.config().preset, "): ", why);
   for (auto& l : q.layers()) {
@@ -87,7 +105,7 @@ Tensor IntegerModel::accumulate(const Layer& l, const Act& in) const {
     bq = Tensor::empty({O}, DType::I32);
     for (int64_t o = 0; o < O; ++o) {
       const float s = in.scale * l.wscale.data<float>()[o];
-      bq.data<int32_t>()[o] = int32_t(std::round(l.bias.data<float>()[o] / s));
+      bq.data<int32_t>()[o] = int32_t(round_element(l.ql->weight->scheme().rounding, l.bias.data<float>()[o] / s, 0));
     }
   }
   if (l.ql->is_conv)
@@ -106,14 +124,20 @@ IntegerModel::Act IntegerModel::requantize(const Tensor& acc, const Layer& l, fl
   if (relu6) hi = std::min<int64_t>(hi, zo + int64_t(std::round(6.0f / so)));
   const int64_t O = acc.size(1), inner = acc.numel() / (acc.size(0) * O);
   std::vector<FixedMultiplier> m(static_cast<size_t>(O));
-  for (int64_t o = 0; o < O; ++o)
-    m[size_t(o)] = quantize_multiplier(double(in_scale) * double(l.wscale.data<float>()[o]) / double(so));
+  std::vector<double> real(static_cast<size_t>(O));
+  for (int64_t o = 0; o < O; ++o) {
+    real[size_t(o)] = double(in_scale) * double(l.wscale.data<float>()[o]) / double(so);
+    m[size_t(o)] = quantize_multiplier(real[size_t(o)]);
+  }
   Tensor r = Tensor::empty(acc.shape(), DType::I32);
   const int32_t* a = acc.data<int32_t>();
   int32_t* d = r.data<int32_t>();
+  const Rounding tie = s.rounding;
   for (int64_t i = 0; i < acc.numel(); ++i) {
     const int64_t o = (i / inner) % O;
-    const int64_t v = int64_t(multiply_by_quantized_multiplier(a[i], m[size_t(o)])) + zo;
+    const int64_t v = (requant_ == Requant::Gemmlowp ? int64_t(multiply_by_quantized_multiplier(a[i], m[size_t(o)]))
+                                                      : scale_round(a[i], real[size_t(o)], tie)) +
+                      zo;
     d[i] = int32_t(std::min(std::max(v, lo), hi));
   }
   return {r, so, zo};
@@ -135,10 +159,18 @@ IntegerModel::Act IntegerModel::add(const Act& a, const Act& b, const TensorQuan
   const int32_t* x = a.q.data<int32_t>();
   const int32_t* y = b.q.data<int32_t>();
   int32_t* d = r.data<int32_t>();
+  // Single rounding: (qa - za) * sa/so + (qb - zb) * sb/so on a common 48-bit grid, rounded once.
+  const int64_t A = std::llround(std::ldexp(double(a.scale) / double(so), 40));
+  const int64_t B = std::llround(std::ldexp(double(b.scale) / double(so), 40));
   for (int64_t i = 0; i < r.numel(); ++i) {
-    const int32_t sa = multiply_by_quantized_multiplier((x[i] - a.zero) * (1 << left), ma);
-    const int32_t sb = multiply_by_quantized_multiplier((y[i] - b.zero) * (1 << left), mb);
-    const int64_t v = int64_t(multiply_by_quantized_multiplier(sa + sb, mo)) + zo;
+    int64_t v;
+    if (requant_ == Requant::Gemmlowp) {
+      const int32_t sa = multiply_by_quantized_multiplier((x[i] - a.zero) * (1 << left), ma);
+      const int32_t sb = multiply_by_quantized_multiplier((y[i] - b.zero) * (1 << left), mb);
+      v = int64_t(multiply_by_quantized_multiplier(sa + sb, mo)) + zo;
+    } else {
+      v = scale_round(int64_t(x[i] - a.zero) * A + int64_t(y[i] - b.zero) * B, std::ldexp(1.0, -40), s.rounding) + zo;
+    }
     d[i] = int32_t(std::min(std::max(v, lo), hi));
   }
   return {r, so, zo};
@@ -162,7 +194,10 @@ IntegerModel::Act IntegerModel::avg_pool(const Act& a, int64_t k, const TensorQu
         int32_t sum = 0;
         for (int64_t i = 0; i < kh; ++i)
           for (int64_t j = 0; j < kw; ++j) sum += x[(nc * H + oy * kh + i) * W + ox * kw + j] - a.zero;
-        const int64_t v = int64_t(multiply_by_quantized_multiplier(sum, m)) + zo;
+        const int64_t v = (requant_ == Requant::Gemmlowp
+                               ? int64_t(multiply_by_quantized_multiplier(sum, m))
+                               : scale_round(sum, double(a.scale) / (double(kh * kw) * double(so)), s.rounding)) +
+                          zo;
         d[(nc * OH + oy) * OW + ox] = int32_t(std::min<int64_t>(std::max<int64_t>(v, s.qmin), s.qmax));
       }
   return {r, so, zo};

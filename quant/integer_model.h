@@ -18,10 +18,18 @@
 
 namespace dearest::quant {
 
+// How an int32 accumulator is rescaled to the next 8-bit tensor.
+enum class Requant {
+  Gemmlowp,  // TFLite/gemmlowp exactly: a 31-bit multiplier, a rounding doubling high multiply, then
+             // a rounding right shift (two roundings), and TFLite's add with 20 bits of headroom
+  Single,    // a 48-bit fixed-point multiplier and one rounding shift with the emulation's tie rule:
+             // integer-only still, without the intermediate rounding
+};
+
 class IntegerModel {
  public:
   // reference: plain integer loops for the convolutions instead of the exact f64 GEMM path.
-  explicit IntegerModel(QuantizedModel& q, bool reference = false);
+  explicit IntegerModel(QuantizedModel& q, bool reference = false, Requant requant = Requant::Gemmlowp);
   // Float images (normalized, as the float model takes them) -> float logits.
   Tensor forward(const Tensor& images);
   // Called with each activation quantizer's name and the integers the integer model holds there
@@ -56,6 +64,7 @@ class IntegerModel {
 
   QuantizedModel& q_;
   bool reference_;
+  Requant requant_;
   std::map<std::string, Layer> layers_;
   std::map<std::string, const TensorQuantizer*> acts_;
 };

@@ -69,6 +69,7 @@ QuantConfig preset(const std::string& name, int w, int a) {
     c.weight_obs = obs(ObserverKind::MinMax);
     c.act_obs = obs(ObserverKind::MinMax);
     c.fold_bn = true;
+    c.quantize_bias = true;
     if (name == "tflite-dynamic") {
       c.dynamic_acts = true;
       c.placement = Placement::Consumer;
@@ -91,6 +92,7 @@ QuantConfig preset(const std::string& name, int w, int a) {
     c.weight_obs = obs(ObserverKind::MinMax);
     c.act_obs = obs(ObserverKind::MinMax);
     c.fold_bn = true;
+    c.quantize_bias = true;
     c.placement = Placement::Producer;
     c.quantize_add_inputs = true;
     c.set_bits(w, a < 0 ? 8 : a);
@@ -172,6 +174,7 @@ std::string QuantConfig::describe() const {
   if (!quantize_linear) os << "; linear layers float";
   if (ocs_expand > 0) os << "; OCS expand " << ocs_expand << (ocs_grid_aware ? " (grid-aware)" : "");
   os << (fold_bn ? "; BN folded" : "; BN kept");
+  if (quantize_bias) os << "; int32 biases";
   return os.str();
 }
 

@@ -29,6 +29,7 @@ struct QuantConfig {
   Placement placement = Placement::Producer;
   bool quantize_add_inputs = false;  // also quantize the two inputs of each residual add (integer runtimes do)
   bool fold_bn = false;
+  bool quantize_bias = false;  // biases on the int32 accumulator grid (s_in * s_w), as integer runtimes store them
   std::vector<std::string> layers;  // name prefixes of the layers to quantize; empty = all
   std::vector<std::string> skip;    // name prefixes never quantized
   bool quantize_first = true;       // the first conv (OCS's code leaves it float)

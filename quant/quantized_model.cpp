@@ -194,6 +194,20 @@ void QuantizedModel::install() {
         acts_.push_back({l.input_name, q});
       }
     }
+    if (cfg_.quantize_bias && l.input && !cfg_.dynamic_acts) {
+      // The bias on the accumulator grid s_in * s_w[c], once both quantizers have their qparams.
+      auto iq = l.input;
+      auto bias_fn = [wq, iq](const Tensor& b) {
+        if (wq->mode != TensorQuantizer::Mode::Fixed || iq->mode != TensorQuantizer::Mode::Fixed) return b;
+        const QParams& wp = wq->qparams();
+        const float s_in = iq->qparams().scale.data<float>()[0];
+        Tensor steps = Tensor::empty({b.numel()}, DType::F32);
+        for (int64_t c = 0; c < b.numel(); ++c) steps.data<float>()[c] = s_in * wp.scale.data<float>()[wp.channels() == 1 ? 0 : c];
+        return quantize_bias(b, steps, wq->scheme().rounding);
+      };
+      if (l.is_conv) static_cast<nn::Conv2d*>(m)->bias_transform = bias_fn;
+      else static_cast<nn::Linear*>(m)->bias_transform = bias_fn;
+    }
     layers_.push_back(std::move(l));
   }
   DEAREST_CHECK(!layers_.empty(), "quantize: no layer matches the chosen layers (", cfg_.layers.size(), " prefixes)");

@@ -114,6 +114,7 @@ Json config_to_json(const QuantConfig& c) {
   j.set("placement", c.placement == Placement::Producer ? "producer" : "consumer");
   j.set("quantize_add_inputs", c.quantize_add_inputs);
   j.set("fold_bn", c.fold_bn);
+  j.set("quantize_bias", c.quantize_bias);
   j.set("layers", strings(c.layers));
   j.set("skip", strings(c.skip));
   j.set("quantize_first", c.quantize_first);
@@ -139,6 +140,7 @@ QuantConfig config_from_json(const Json& j) {
   c.placement = parse_placement(j["placement"].as_string());
   c.quantize_add_inputs = j["quantize_add_inputs"].as_bool();
   c.fold_bn = j["fold_bn"].as_bool();
+  c.quantize_bias = j.contains("quantize_bias") && j["quantize_bias"].as_bool();
   c.layers = strings_from(j["layers"]);
   c.skip = strings_from(j["skip"]);
   c.quantize_first = j["quantize_first"].as_bool();

@@ -176,7 +176,9 @@ int audit(const po::variables_map& vm) {
   const std::string why = quant::IntegerModel::unsupported_reason(q);
   quant::IntegerComparison ic;
   const bool integer = !batches.empty() && why.empty() && vm["integer"].as<bool>();
-  if (integer) ic = quant::compare_integer(q, batches);
+  const std::string rq = vm["requant"].as<std::string>();
+  DEAREST_CHECK(rq == "gemmlowp" || rq == "single", "--requant: expected gemmlowp or single, got \"", rq, "\"");
+  if (integer) ic = quant::compare_integer(q, batches, rq == "gemmlowp" ? quant::Requant::Gemmlowp : quant::Requant::Single);
   if (vm.count("json")) {
     for (auto& x : wa) std::cout << quant::to_json(x).dump() << "\n";
     for (auto& x : aa) std::cout << quant::to_json(x).dump() << "\n";
@@ -233,6 +235,8 @@ Command audit_command() {
                 ("data", po::value<std::string>(), "dataset spec: activation statistics on its test images")
                 ("images", po::value<int64_t>()->default_value(256), "test images for the activation statistics and the integer comparison")
                 ("integer", po::value<bool>()->default_value(true), "compare the integer-only model with the emulation (when the scheme allows)")
+                ("requant", po::value<std::string>()->default_value("gemmlowp"),
+                 "integer requantization: gemmlowp (TFLite's two roundings) or single (one rounding)")
                 ("json", "JSON lines instead of the table");
           },
           audit};
