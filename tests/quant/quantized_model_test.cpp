@@ -5,6 +5,7 @@
 #include "autograd/ops.h"
 #include "nn/models.h"
 #include "quant/qparams.h"
+#include "tensor/runtime.h"
 #include "tests/test_util.h"
 
 namespace dearest::quant {
@@ -162,6 +163,26 @@ TEST(QuantizedModel, CompArtifactQuantizesOnlyTheChosenLayers) {
   EXPECT_EQ(q.layers().size(), 6u);  // layer4: 2 blocks x 2 convs + downsample, and fc
   EXPECT_TRUE(q.activation_quantizers().empty());
   EXPECT_TRUE(q.config().fold_bn);
+}
+
+TEST(QuantizedModel, CalibrationIsDeterministic) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=8", spec);
+  auto qparams_of = [&](int threads) {
+    const int before = num_threads();
+    set_num_threads(threads);
+    QuantizedModel q(spec, *m, preset("mqbench", 4));
+    q.calibrate(calib(3, 21));
+    std::vector<Tensor> out;
+    for (auto& l : q.layers()) out.push_back(l.weight->qparams().scale), out.push_back(l.weight->qparams().zero_point);
+    for (auto& a : q.activation_quantizers()) out.push_back(a.q->qparams().scale), out.push_back(a.q->qparams().zero_point);
+    set_num_threads(before);
+    return out;
+  };
+  // Same data, same thread count: the same bits (the engine promises no more across thread counts).
+  auto b = qparams_of(2), c = qparams_of(2);
+  ASSERT_EQ(b.size(), c.size());
+  for (size_t i = 0; i < b.size(); ++i) EXPECT_TRUE(test::bitwise_equal(b[i], c[i])) << i;
 }
 
 TEST(QuantizedModel, ClearErrors) {
