@@ -6,6 +6,7 @@
 set -eu
 bin=$1 data=$2 out=$3
 shift 3
+mkdir -p "$out"
 for model in "$@"; do
   name=$(basename "$(dirname "$model")")
   for cfg in "mqbench 4" "mqbench 8" "tflite-int8 8" "pytorch-fbgemm 8" "qu-anti-zation 8" "qu-anti-zation 4"; do
