@@ -37,7 +37,9 @@ std::string IntegerModel::unsupported_reason(QuantizedModel& q) {
   const QuantConfig& c = q.config();
   const std::string arch = q.spec().arch;
   if (arch != "resnet18" && arch.rfind("vgg16", 0) != 0) return "only ResNet-18 and VGG-16 models";
-  if (!c.fold_bn && arch != "vgg16") return "batch norm must be folded (presets tflite-int8, pytorch-fbgemm, pytorch-qnnpack)";
+  for (auto& [n, m] : q.model().named_modules())
+    if (m->type() == "BatchNorm2d" && !static_cast<nn::BatchNorm2d*>(m)->folded)
+      return "batch norm must be folded (presets tflite-int8, pytorch-fbgemm, pytorch-qnnpack)";
   if (c.a_bits == 0) return "activations must be quantized";
   if (c.dynamic_acts || c.dynamic_weights) return "ranges must be static, not per batch";
   if (c.placement != Placement::Producer) return "activation quantizers must sit at the producers";
