@@ -116,6 +116,10 @@ Tensor IntegerModel::accumulate(const Layer& l, const Act& in) const {
   return int_linear(x, in.zero, l.w, bq, reference_);
 }
 
+int64_t IntegerModel::rescale(int32_t x, double real, const FixedMultiplier& m, Rounding tie) const {
+  return requant_ == Requant::Gemmlowp ? int64_t(multiply_by_quantized_multiplier(x, m)) : scale_round(x, real, tie);
+}
+
 IntegerModel::Act IntegerModel::requantize(const Tensor& acc, const Layer& l, float in_scale, const TensorQuantizer& out,
                                            bool relu, bool relu6) const {
   const float so = step_of(out);
@@ -137,9 +141,7 @@ IntegerModel::Act IntegerModel::requantize(const Tensor& acc, const Layer& l, fl
   const Rounding tie = s.rounding;
   for (int64_t i = 0; i < acc.numel(); ++i) {
     const int64_t o = (i / inner) % O;
-    const int64_t v = (requant_ == Requant::Gemmlowp ? int64_t(multiply_by_quantized_multiplier(a[i], m[size_t(o)]))
-                                                      : scale_round(a[i], real[size_t(o)], tie)) +
-                      zo;
+    const int64_t v = rescale(a[i], real[size_t(o)], m[size_t(o)], tie) + zo;
     d[i] = int32_t(std::min(std::max(v, lo), hi));
   }
   return {r, so, zo};
@@ -185,7 +187,8 @@ IntegerModel::Act IntegerModel::avg_pool(const Act& a, int64_t k, const TensorQu
   const float so = step_of(out);
   const int32_t zo = zero_of(out);
   // mean of (q - z) times s_in / s_out = sum * s_in / (k*k * s_out): one rescaling of the window sum.
-  const FixedMultiplier m = quantize_multiplier(double(a.scale) / (double(kh * kw) * double(so)));
+  const double real = double(a.scale) / (double(kh * kw) * double(so));
+  const FixedMultiplier m = quantize_multiplier(real);
   const auto& s = out.scheme();
   Tensor r = Tensor::empty({N, C, OH, OW}, DType::I32);
   const int32_t* x = a.q.data<int32_t>();
@@ -196,10 +199,7 @@ IntegerModel::Act IntegerModel::avg_pool(const Act& a, int64_t k, const TensorQu
         int32_t sum = 0;
         for (int64_t i = 0; i < kh; ++i)
           for (int64_t j = 0; j < kw; ++j) sum += x[(nc * H + oy * kh + i) * W + ox * kw + j] - a.zero;
-        const int64_t v = (requant_ == Requant::Gemmlowp
-                               ? int64_t(multiply_by_quantized_multiplier(sum, m))
-                               : scale_round(sum, double(a.scale) / (double(kh * kw) * double(so)), s.rounding)) +
-                          zo;
+        const int64_t v = rescale(sum, real, m, s.rounding) + zo;
         d[(nc * OH + oy) * OW + ox] = int32_t(std::min<int64_t>(std::max<int64_t>(v, s.qmin), s.qmax));
       }
   return {r, so, zo};

@@ -58,6 +58,8 @@ class IntegerModel {
   Act avg_pool(const Act& a, int64_t k, const TensorQuantizer& out) const;  // k = 0: global
   static Act max_pool(const Act& a, const Pool2dParams& p);
   Tensor logits(const Tensor& acc, const Layer& l, float in_scale) const;
+  // round(x * real) by the chosen requantization (m is real as gemmlowp's multiplier).
+  int64_t rescale(int32_t x, double real, const FixedMultiplier& m, Rounding tie) const;
   const TensorQuantizer& act_quantizer(const std::string& name) const;
   Tensor forward_resnet(const Tensor& x);
   Tensor forward_vgg(const Tensor& x);
