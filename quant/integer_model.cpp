@@ -244,10 +244,13 @@ Tensor IntegerModel::forward(const Tensor& images) {
 Tensor IntegerModel::forward_resnet(const Tensor& x) {
   Act h = quantize_input(x);
   const bool imagenet = q_.spec().get("stem", "cifar") == "imagenet";
-  // Stem: conv1 (+ folded bn1) + ReLU into layer1.0's input quantizer (max-pool commutes with it).
+  // Stem: conv1 (+ folded bn1) + ReLU into layer1.0's input quantizer; the max-pool of the
+  // ImageNet stem then runs on the integers (monotone, so it commutes with the rounding).
   {
     const Layer& l = layers_.at("conv1");
-    h = requantize(accumulate(l, h), l, h.scale, act_quantizer("layer1.0:input"), true, false);
+    const QuantLayer& next = *layers_.at("layer1.0.conv1").ql;
+    h = requantize(accumulate(l, h), l, h.scale, *next.input, true, false);
+    if (trace && next.input_before_pool) trace(next.input_name, h.q);
     if (imagenet) {
       Pool2dParams p;
       p.kernel_h = p.kernel_w = 3;
@@ -255,7 +258,7 @@ Tensor IntegerModel::forward_resnet(const Tensor& x) {
       p.pad_h = p.pad_w = 1;
       h = max_pool(h, p);
     }
-    if (trace) trace("layer1.0:input", h.q);
+    if (trace && !next.input_before_pool) trace(next.input_name, h.q);
   }
   const std::string blocks[] = {"layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1"};
   for (int b = 0; b < 8; ++b) {
@@ -272,9 +275,9 @@ Tensor IntegerModel::forward_resnet(const Tensor& x) {
       skip = requantize(accumulate(d, h), d, h.scale, act_quantizer(n + ".downsample:output"), false, false);
       if (trace) trace(n + ".downsample:output", skip.q);
     }
-    const TensorQuantizer& out = b + 1 < 8 ? act_quantizer(blocks[b + 1] + ":input") : act_quantizer(n + ":output");
-    h = add(main, skip, out, true);
-    if (trace) trace(b + 1 < 8 ? blocks[b + 1] + ":input" : n + ":output", h.q);
+    const std::string out_name = b + 1 < 8 ? layers_.at(blocks[b + 1] + ".conv1").ql->input_name : n + ":output";
+    h = add(main, skip, act_quantizer(out_name), true);
+    if (trace) trace(out_name, h.q);
   }
   const std::string pool = q_.spec().get("pool", imagenet ? "adaptive" : "avg4");
   h = avg_pool(h, pool == "avg4" ? 4 : 0, act_quantizer("fc:input"));
@@ -297,8 +300,10 @@ Tensor IntegerModel::forward_vgg(const Tensor& x) {
     }
     if (type != "Conv2d" && type != "Linear") continue;  // folded BN, activations and dropout are fused below
     const Layer& l = layers_.at(seq[i].first);
-    // Traced where the emulation quantizes: at this layer's input, after any pooling in between.
-    if (trace && i > 0) trace(l.ql->input_name, l.ql->is_conv ? h.q : h.q.reshape({h.q.size(0), -1}));
+    // Traced where the emulation quantizes: at this layer's input, after any pooling in between
+    // (a quantizer placed before the pooling was traced when its integers were made).
+    if (trace && i > 0 && !l.ql->input_before_pool)
+      trace(l.ql->input_name, l.ql->is_conv ? h.q : h.q.reshape({h.q.size(0), -1}));
     Tensor acc = accumulate(l, h);
     size_t j = i + 1;
     bool relu = false, relu6 = false;
@@ -313,7 +318,9 @@ Tensor IntegerModel::forward_vgg(const Tensor& x) {
     size_t k = j;
     while (k < seq.size() && seq[k].second->type() != "Conv2d" && seq[k].second->type() != "Linear") ++k;
     if (k == seq.size()) return logits(acc, l, h.scale);
-    h = requantize(acc, l, h.scale, *layers_.at(seq[k].first).ql->input, relu, relu6);
+    const QuantLayer& next = *layers_.at(seq[k].first).ql;
+    h = requantize(acc, l, h.scale, *next.input, relu, relu6);
+    if (trace && next.input_before_pool) trace(next.input_name, h.q);
     i = j - 1;
   }
   fail("integer model: ", q_.spec().str(), " has no final linear layer");

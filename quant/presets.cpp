@@ -76,6 +76,7 @@ QuantConfig preset(const std::string& name, int w, int a) {
     } else {
       c.placement = Placement::Producer;
       c.quantize_add_inputs = true;
+      c.pool_passthrough = true;
     }
     c.set_bits(w, a < 0 ? 8 : a);
   } else if (name == "pytorch-fbgemm" || name == "pytorch-qnnpack") {
@@ -94,6 +95,7 @@ QuantConfig preset(const std::string& name, int w, int a) {
     c.quantize_bias = true;
     c.placement = Placement::Producer;
     c.quantize_add_inputs = true;
+    c.pool_passthrough = true;
     c.set_bits(w, a < 0 ? 8 : a);
   } else if (name == "comp-artifact") {
     // CompArtifact's training-time quantizer: BN folded, per-tensor symmetric qint8 (/127.5),
@@ -169,6 +171,7 @@ std::string QuantConfig::describe() const {
   if (a_bits) os << "; activations " << act.describe() << " [" << (dynamic_acts ? "per batch" : observer_name(act_obs.kind)) << "]";
   os << "; " << (placement == Placement::Producer ? "producer" : "consumer") << " placement";
   if (quantize_add_inputs) os << " + add inputs";
+  if (pool_passthrough) os << ", pooled tensors quantized before pooling";
   if (!quantize_first) os << "; first conv float";
   if (!quantize_linear) os << "; linear layers float";
   if (ocs_expand > 0) os << "; OCS expand " << ocs_expand << (ocs_grid_aware ? " (grid-aware)" : "");

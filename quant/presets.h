@@ -28,6 +28,9 @@ struct QuantConfig {
   bool dynamic_acts = false;     // activation ranges from each batch at run time
   Placement placement = Placement::Producer;
   bool quantize_add_inputs = false;  // also quantize the two inputs of each residual add (integer runtimes do)
+  // Integer runtimes pool quantized tensors and keep their qparams: a tensor that is pooled is
+  // quantized (and observed) before the pooling, and the ResNet head reuses the last block's.
+  bool pool_passthrough = false;
   bool fold_bn = false;
   bool quantize_bias = false;  // biases on the int32 accumulator grid (s_in * s_w), as integer runtimes store them
   std::vector<std::string> layers;  // name prefixes of the layers to quantize; empty = all

@@ -133,6 +133,22 @@ void QuantizedModel::install() {
   DEAREST_CHECK(!weighted.empty(), "quantize: the model has no conv or linear layer to quantize");
   const std::string first = weighted.front().first;
   std::map<std::string, nn::Module*> by_name(mods.begin(), mods.end());
+  // Leaf modules in forward order (both families register them in the order they run).
+  std::vector<std::pair<std::string, nn::Module*>> leaves;
+  for (auto& [n, mm] : mods)
+    if (mm->children().empty()) leaves.emplace_back(n, mm);
+  // The pooling layer right before `name` (skipping dropout and identity), if any.
+  auto pool_before = [&](const std::string& name) -> std::string {
+    for (size_t i = 0; i < leaves.size(); ++i) {
+      if (leaves[i].first != name) continue;
+      for (size_t j = i; j-- > 0;) {
+        const std::string t = leaves[j].second->type();
+        if (t == "Dropout" || t == "Identity") continue;
+        return t == "MaxPool2d" ? leaves[j].first : std::string();
+      }
+    }
+    return "";
+  };
   std::map<std::string, std::shared_ptr<TensorQuantizer>> block_inputs;
   for (auto& [name, m] : weighted) {
     if (!selected(cfg_, name)) continue;
@@ -177,20 +193,26 @@ void QuantizedModel::install() {
       }
       if (!block.empty()) {
         auto it = block_inputs.find(block);
+        // The first block reads the stem's max-pool (ImageNet stem): runtimes quantize before it.
+        const bool pooled = cfg_.pool_passthrough && by_name.count("maxpool") && block == "layer1.0";
+        const std::string where = pooled ? "maxpool" : block;
         if (it == block_inputs.end()) {
           auto q = std::make_shared<TensorQuantizer>(cfg_.act.with_bits(cfg_.a_bits), cfg_.act_obs);
-          by_name[block]->set_input_transform([q](const Tensor& x) { return (*q)(x); });
+          by_name[where]->set_input_transform([q](const Tensor& x) { return (*q)(x); });
           it = block_inputs.emplace(block, q).first;
-          acts_.push_back({block + ":input", q});
+          acts_.push_back({where + ":input", q});
         }
         l.input = it->second;
         l.input_bits = cfg_.a_bits;
-        l.input_name = block + ":input";
+        l.input_name = where + ":input";
+        l.input_before_pool = pooled;
       } else {
+        const std::string pool = cfg_.pool_passthrough ? pool_before(name) : "";
         auto q = std::make_shared<TensorQuantizer>(cfg_.act.with_bits(l.input_bits), cfg_.act_obs);
-        m->set_input_transform([q](const Tensor& x) { return (*q)(x); });
+        (pool.empty() ? m : by_name[pool])->set_input_transform([q](const Tensor& x) { return (*q)(x); });
         l.input = q;
-        l.input_name = name + ":input";
+        l.input_name = (pool.empty() ? name : pool) + ":input";
+        l.input_before_pool = !pool.empty();
         acts_.push_back({l.input_name, q});
       }
     }
@@ -231,6 +253,11 @@ void QuantizedModel::install() {
       auto q = std::make_shared<TensorQuantizer>(cfg_.act.with_bits(cfg_.a_bits), cfg_.act_obs);
       by_name[last_block]->set_output_transform([q](const Tensor& x) { return (*q)(x); });
       acts_.push_back({last_block + ":output", q});
+      // Average pooling keeps its input's qparams in integer runtimes: the head re-rounds the
+      // pooled values onto the last block's grid.
+      if (cfg_.pool_passthrough)
+        for (auto& l : layers_)
+          if (l.last && l.input && l.input.get() != q.get()) tied_.emplace_back(l.input, q);
     }
   }
 }
@@ -264,6 +291,7 @@ void QuantizedModel::calibrate(const std::vector<Tensor>& batches) {
     if (second)
       for (auto& b : batches) (*model_)(b);
     for (auto& a : acts_) a.q->freeze();
+    for (auto& [q, from] : tied_) q->set_qparams(from->qparams());
   }
   for (auto& l : layers_) {
     if (cfg_.dynamic_weights) continue;

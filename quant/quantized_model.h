@@ -23,6 +23,7 @@ struct QuantLayer {
   std::shared_ptr<TensorQuantizer> weight;
   std::shared_ptr<TensorQuantizer> input;  // shared by the consumers of one producer; may be null
   std::string input_name;                  // where that quantizer sits ("layer1.0:input", "fc:input")
+  bool input_before_pool = false;          // it sits on the input of the pooling before this layer
   // Outlier channel splitting: the weight is split, quantized, folded back (ratio 0 = off).
   struct Ocs {
     double ratio = 0;
@@ -78,6 +79,8 @@ class QuantizedModel {
   nn::StateDict source_;
   std::vector<QuantLayer> layers_;
   std::vector<NamedQuantizer> acts_;
+  // (quantizer, the one whose qparams it takes): the ResNet head under pool_passthrough.
+  std::vector<std::pair<std::shared_ptr<TensorQuantizer>, std::shared_ptr<TensorQuantizer>>> tied_;
   bool calibrated_ = false;
   void install();
 };

@@ -121,6 +121,7 @@ Json config_to_json(const QuantConfig& c) {
   j.set("dynamic_acts", c.dynamic_acts);
   j.set("placement", c.placement == Placement::Producer ? "producer" : "consumer");
   j.set("quantize_add_inputs", c.quantize_add_inputs);
+  j.set("pool_passthrough", c.pool_passthrough);
   j.set("fold_bn", c.fold_bn);
   j.set("quantize_bias", c.quantize_bias);
   j.set("layers", strings(c.layers));
@@ -147,6 +148,7 @@ QuantConfig config_from_json(const Json& j) {
   c.dynamic_acts = j["dynamic_acts"].as_bool();
   c.placement = parse_placement(j["placement"].as_string());
   c.quantize_add_inputs = j["quantize_add_inputs"].as_bool();
+  c.pool_passthrough = j.contains("pool_passthrough") && j["pool_passthrough"].as_bool();
   c.fold_bn = j["fold_bn"].as_bool();
   c.quantize_bias = j.contains("quantize_bias") && j["quantize_bias"].as_bool();
   c.layers = strings_from(j["layers"]);

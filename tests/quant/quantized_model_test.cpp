@@ -190,6 +190,33 @@ TEST(QuantizedModel, CalibrationIsDeterministic) {
   for (size_t i = 0; i < b.size(); ++i) EXPECT_TRUE(test::bitwise_equal(b[i], c[i])) << i;
 }
 
+TEST(QuantizedModel, IntegerRuntimePresetsQuantizeBeforePooling) {
+  nn::ModelSpec vspec;
+  auto v = warmed("vgg16-bn:width=8", vspec);
+  QuantizedModel qv(vspec, *v, preset("pytorch-fbgemm", 8));
+  // The conv after the first max-pool reads a tensor quantized on the pool's input.
+  const QuantLayer& after_pool = qv.layer("features.7");
+  EXPECT_TRUE(after_pool.input_before_pool);
+  EXPECT_EQ(after_pool.input_name, "features.6:input");
+  EXPECT_FALSE(qv.layer("features.3").input_before_pool);
+  EXPECT_TRUE(qv.layer("classifier").input_before_pool);
+  // MQBench quantizes at the conv input, after the pool.
+  QuantizedModel mv(vspec, *v, preset("mqbench", 8));
+  EXPECT_EQ(mv.layer("features.7").input_name, "features.7:input");
+  // ResNet: the head takes the last block's qparams (average pooling keeps them).
+  nn::ModelSpec rspec;
+  auto r = warmed("resnet18:width=8", rspec);
+  QuantizedModel qr(rspec, *r, preset("tflite-int8", 8));
+  qr.calibrate(calib(2, 8));
+  const QuantLayer& fc = qr.layer("fc");
+  const TensorQuantizer* last = nullptr;
+  for (auto& a : qr.activation_quantizers())
+    if (a.name == "layer4.1:output") last = a.q.get();
+  ASSERT_NE(last, nullptr);
+  EXPECT_TRUE(test::bitwise_equal(fc.input->qparams().scale, last->qparams().scale));
+  EXPECT_TRUE(test::bitwise_equal(fc.input->qparams().zero_point, last->qparams().zero_point));
+}
+
 TEST(QuantizedModel, ClearErrors) {
   nn::ModelSpec spec;
   auto m = warmed("resnet18:width=8", spec);
