@@ -10,12 +10,13 @@
 
 namespace dearest::quant {
 
-// v = x / s, x * (1/s) or x * S - Z.
-inline float scaled_element(ScaleForm f, float x, float sc, float inv, int32_t z) {
+// v = x / s, x * (1/s), x * S - Z or x / s + zf.
+inline float scaled_element(ScaleForm f, float x, float sc, float inv, int32_t z, float zf = 0) {
   switch (f) {
     case ScaleForm::MulInverse: return x * inv;
     case ScaleForm::Divide: return x / sc;
     case ScaleForm::MulScale: return x * sc - float(z);
+    case ScaleForm::DivideFloatZero: return x / sc + zf;
   }
   return 0;
 }
@@ -38,9 +39,14 @@ inline float round_element(Rounding r, float v, uint8_t up) {
   return 0;
 }
 
-// The integer before clamping: MulScale has Z inside v, the others add z after rounding.
+// The integer before clamping: MulScale and DivideFloatZero have the zero point inside v, the
+// others add z after rounding.
 inline int64_t unclamped_integer(ScaleForm f, float rounded, int32_t z) {
-  return f == ScaleForm::MulScale ? int64_t(rounded) : int64_t(rounded) + z;
+  return (f == ScaleForm::MulScale || f == ScaleForm::DivideFloatZero) ? int64_t(rounded) : int64_t(rounded) + z;
+}
+
+inline int64_t clamp_integer(const QuantScheme& s, int64_t u) {
+  return s.clamp ? std::min(std::max(u, s.qmin), s.qmax) : u;
 }
 
 inline float dequantize_element(ScaleForm f, int64_t q, float sc, int32_t z) {
@@ -48,9 +54,9 @@ inline float dequantize_element(ScaleForm f, int64_t q, float sc, int32_t z) {
 }
 
 // The whole round trip for nearest-type roundings (no mask).
-inline float fake_quantize_element(const QuantScheme& s, float x, float sc, float inv, int32_t z) {
-  const int64_t u = unclamped_integer(s.form, round_element(s.rounding, scaled_element(s.form, x, sc, inv, z), 0), z);
-  return dequantize_element(s.form, std::min(std::max(u, s.qmin), s.qmax), sc, z);
+inline float fake_quantize_element(const QuantScheme& s, float x, float sc, float inv, int32_t z, float zf = 0) {
+  const int64_t u = unclamped_integer(s.form, round_element(s.rounding, scaled_element(s.form, x, sc, inv, z, zf), 0), z);
+  return dequantize_element(s.form, clamp_integer(s, u), sc, z);
 }
 
 }  // namespace dearest::quant

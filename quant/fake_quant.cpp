@@ -22,6 +22,9 @@ void check_inputs(const Tensor& x, const QuantScheme& s, const QParams& qp, cons
   DEAREST_CHECK(qp.scale.numel() == v.C && qp.zero_point.numel() == v.C, "fake_quantize: ", v.C,
                 s.per_channel ? " channels" : " tensor", " but qparams for ", qp.scale.numel(), " (tensor ",
                 x.describe(), ", axis ", s.axis, ")");
+  if (s.form == ScaleForm::DivideFloatZero)
+    DEAREST_CHECK(qp.zero_float.defined() && qp.zero_float.numel() == v.C && qp.zero_float.dtype() == DType::F32,
+                  "fake_quantize: the x/s+zf form needs an f32 float zero point per channel");
   if (s.rounding == Rounding::Mask) {
     DEAREST_CHECK(up.defined() && up.shape() == x.shape() && up.dtype() == DType::U8,
                   "fake_quantize: mask rounding needs a u8 up-mask of shape ", shape_str(x.shape()), ", got ",
@@ -49,7 +52,9 @@ FakeQuantResult fake_quantize_raw(const Tensor& x_in, const QuantScheme& s, cons
   const uint8_t* us = up.defined() ? up.data<uint8_t>() : nullptr;
   const float* scs = qp.scale.contiguous().data<float>();
   const int32_t* zps = qp.zero_point.contiguous().data<int32_t>();
+  const float* zfs = s.form == ScaleForm::DivideFloatZero ? qp.zero_float.contiguous().data<float>() : nullptr;
   const int64_t rows = v.outer * v.C, inner = v.inner;
+  const bool clamp = s.clamp;
   const int64_t qmin = s.qmin, qmax = s.qmax;
   const ScaleForm form = s.form;
   const Rounding rnd = s.rounding;
@@ -59,13 +64,14 @@ FakeQuantResult fake_quantize_raw(const Tensor& x_in, const QuantScheme& s, cons
     const float sc = scs[c];
     const float inv = 1.0f / sc;
     const int32_t z = zps[c];
+    const float zf = zfs ? zfs[c] : 0.0f;
     const int64_t base = row * inner;
     for (int64_t i = 0; i < inner; ++i) {
       const int64_t k = base + i;
-      const float val = scaled_element(form, xs[k], sc, inv, z);
+      const float val = scaled_element(form, xs[k], sc, inv, z, zf);
       const int64_t unclamped = unclamped_integer(form, round_element(rnd, val, us ? us[k] : 0), z);
-      const int64_t q = std::min(std::max(unclamped, qmin), qmax);
-      if (ms) ms[k] = uint8_t(unclamped >= qmin && unclamped <= qmax);
+      const int64_t q = clamp ? std::min(std::max(unclamped, qmin), qmax) : unclamped;
+      if (ms) ms[k] = uint8_t(!clamp || (unclamped >= qmin && unclamped <= qmax));
       if (qs) qs[k] = int32_t(q);
       ys[k] = dequantize_element(form, q, sc, z);
     }
@@ -111,10 +117,12 @@ Tensor scaled_value(const Tensor& x_in, const QuantScheme& s, const QParams& qp)
   float* o = out.data<float>();
   const float* scs = qp.scale.contiguous().data<float>();
   const int32_t* zps = qp.zero_point.contiguous().data<int32_t>();
+  const float* zfs = s.form == ScaleForm::DivideFloatZero ? qp.zero_float.contiguous().data<float>() : nullptr;
   for (int64_t row = 0; row < v.outer * v.C; ++row) {
     const int64_t c = row % v.C;
     const float inv = 1.0f / scs[c];
-    for (int64_t i = 0; i < v.inner; ++i) o[row * v.inner + i] = scaled_element(s.form, xs[row * v.inner + i], scs[c], inv, zps[c]);
+    for (int64_t i = 0; i < v.inner; ++i)
+      o[row * v.inner + i] = scaled_element(s.form, xs[row * v.inner + i], scs[c], inv, zps[c], zfs ? zfs[c] : 0.0f);
   }
   return out;
 }

@@ -123,6 +123,7 @@ double aciq_alpha_multiplier(AciqPrior prior, bool one_sided, int bits) {
 std::pair<Tensor, Tensor> mse_range_search(const QuantScheme& s, const Tensor& x_in, const Tensor& mn_in,
                                            const Tensor& mx_in, int candidates) {
   DEAREST_CHECK(candidates >= 1 && candidates <= 100, "mse search: candidates must be in 1..100, got ", candidates);
+  DEAREST_CHECK(s.form != ScaleForm::DivideFloatZero, "mse search: not defined for the x/s+zf form");
   Tensor x = x_in.plain().contiguous().to(DType::F32);
   const ChannelView v = channel_view(s, x.shape());
   Tensor mn = mn_in.to(DType::F32).contiguous(), mx = mx_in.to(DType::F32).contiguous();

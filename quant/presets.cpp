@@ -23,8 +23,9 @@ ObserverOptions obs(ObserverKind k, int candidates = 80) {
 }  // namespace
 
 std::vector<std::string> preset_names() {
-  return {"mqbench", "qu-anti-zation", "tflite-int8", "tflite-dynamic", "pytorch-fbgemm", "pytorch-qnnpack",
-          "comp-artifact", "ocs", "aciq", "omse"};
+  return {"mqbench",       "qu-anti-zation",   "tflite-int8", "tflite-dynamic",      "pytorch-fbgemm",
+          "pytorch-qnnpack", "comp-artifact", "ocs",         "aciq",                "omse",
+          "pq-emulation-tf", "pq-emulation-fbgemm", "pq-emulation-qnnpack"};
 }
 
 QuantConfig preset(const std::string& name, int w, int a) {
@@ -126,6 +127,31 @@ QuantConfig preset(const std::string& name, int w, int a) {
     c.quantize_linear = false;
     c.ocs_expand = 0.02;
     c.set_bits(w, a < 0 ? w : a);
+  } else if (name.rfind("pq-emulation-", 0) == 0) {
+    // PQBackdoor's training-time emulation of the int8 deployment (utils.py, pytorch/utils.py):
+    // weights w/s rounded half-even and never clamped, s = max|w|/127 per output channel for
+    // conv and per tensor for dense (tf), or max|w|/127.5 per channel (fbgemm: conv and linear
+    // rows) or per tensor (qnnpack); every conv/dense input quantized per batch as
+    // round(x/s + zf) - round(zf) with s = (max - min)/255 and zf = -(min/s + 128); BN kept.
+    const std::string mode = name.substr(13);
+    DEAREST_CHECK(mode == "tf" || mode == "fbgemm" || mode == "qnnpack", "quantize: unknown preset \"", name, "\"");
+    const bool tf = mode == "tf";
+    QuantScheme conv = QuantScheme::make(8, true, true, mode != "qnnpack", tf);
+    conv.form = ScaleForm::Divide;
+    conv.clamp = false;
+    c.conv_weight = conv;
+    c.linear_weight = conv;
+    c.linear_weight.per_channel = mode == "fbgemm";
+    c.act = with(QuantScheme::make(8, true, false, false), QParamRule::PqEmulation, ScaleForm::DivideFloatZero,
+                 Rounding::HalfEven);
+    c.act.clamp = false;
+    c.weight_obs = obs(ObserverKind::MinMax);
+    c.act_obs = obs(ObserverKind::MinMax);
+    c.dynamic_weights = true;
+    c.dynamic_acts = true;
+    c.placement = Placement::Consumer;
+    DEAREST_CHECK((w == 8) && (a < 0 || a == 8), "quantize: ", name, " is PQBackdoor's 8-bit emulation (bits 8)");
+    c.set_bits(8, 8);
   } else if (name == "aciq" || name == "omse") {
     // The robust-quantization baselines on MQBench's scheme (affine per-channel weights, affine
     // per-tensor activations, first and last layer 8-bit): ACIQ clips activations at its

@@ -14,6 +14,8 @@ float round_half_even(float v) { return std::nearbyint(v); }
 
 }  // namespace
 
+float pq_float_zero(float lo, float scale) { return -(lo / scale + 128.0f); }
+
 std::pair<float, int32_t> qparams_scalar(const QuantScheme& s, float lo, float hi) {
   const float qmin = float(s.qmin), qmax = float(s.qmax);
   const float neg = std::min(lo, 0.0f), pos = std::max(hi, 0.0f);
@@ -45,6 +47,10 @@ std::pair<float, int32_t> qparams_scalar(const QuantScheme& s, float lo, float h
       const float S = float((int64_t(1) << s.bits) - 1) / (hi - lo + 1e-14f);
       return {S, int32_t(round_half_even(lo * S))};
     }
+    case QParamRule::PqEmulation: {
+      const float scale = (hi - lo) / 255.0f;
+      return {scale, int32_t(round_half_even(pq_float_zero(lo, scale)))};
+    }
   }
   return {1.0f, 0};
 }
@@ -60,11 +66,16 @@ QParams qparams_from_range(const QuantScheme& s, const Tensor& mn_in, const Tens
   int32_t* zp = qp.zero_point.data<int32_t>();
   const float* lo = mn.data<float>();
   const float* hi = mx.data<float>();
+  if (s.form == ScaleForm::DivideFloatZero) qp.zero_float = Tensor::empty({C}, DType::F32);
   for (int64_t c = 0; c < C; ++c) {
     DEAREST_CHECK(!(lo[c] > hi[c]), "qparams: channel ", c, " has min ", lo[c], " > max ", hi[c]);
     DEAREST_CHECK(std::isfinite(lo[c]) && std::isfinite(hi[c]), "qparams: channel ", c, " has a non-finite range [",
                   lo[c], ", ", hi[c], "]");
     std::tie(sc[c], zp[c]) = qparams_scalar(s, lo[c], hi[c]);
+    if (qp.zero_float.defined()) {
+      DEAREST_CHECK(s.rule == QParamRule::PqEmulation, "qparams: the x/s+zf form takes the pq-emulation rule");
+      qp.zero_float.data<float>()[c] = pq_float_zero(lo[c], sc[c]);
+    }
   }
   return qp;
 }

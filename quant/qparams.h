@@ -5,6 +5,9 @@
 
 namespace dearest::quant {
 
+// PQBackdoor's float zero point -(mn/s + 128), in float32.
+float pq_float_zero(float lo, float scale);
+
 // One channel's (scale, zero point) from its range (mn <= mx, both finite).
 std::pair<float, int32_t> qparams_scalar(const QuantScheme& s, float mn, float mx);
 

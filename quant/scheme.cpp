@@ -37,13 +37,14 @@ QuantScheme QuantScheme::with_bits(int b) const {
   n.form = form;
   n.rounding = rounding;
   n.rule = rule;
+  n.clamp = clamp;
   return n;
 }
 
 std::string QuantScheme::describe() const {
   std::ostringstream os;
   os << bits << "-bit " << (symmetric ? "symmetric" : "affine") << " " << (per_channel ? "per-channel" : "per-tensor")
-     << " [" << qmin << "," << qmax << "] " << rule_name(rule) << "/" << form_name(form) << "/" << rounding_name(rounding);
+     << " [" << qmin << "," << qmax << (clamp ? "" : ", unclamped") << "] " << rule_name(rule) << "/" << form_name(form) << "/" << rounding_name(rounding);
   return os.str();
 }
 
@@ -72,6 +73,7 @@ const char* form_name(ScaleForm f) {
     case ScaleForm::MulInverse: return "x*(1/s)";
     case ScaleForm::Divide: return "x/s";
     case ScaleForm::MulScale: return "x*S-Z";
+    case ScaleForm::DivideFloatZero: return "x/s+zf";
   }
   return "?";
 }
@@ -82,6 +84,7 @@ const char* rule_name(QParamRule r) {
     case QParamRule::Symmetric: return "torch-symmetric";
     case QParamRule::TfliteAffine: return "tflite-affine";
     case QParamRule::Multiplicative: return "multiplicative";
+    case QParamRule::PqEmulation: return "pq-emulation";
   }
   return "?";
 }

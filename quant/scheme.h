@@ -25,6 +25,7 @@ enum class ScaleForm {
   MulInverse,  // v = x * (1/s), x̂ = (q - z) * s        (torch's fake_quantize_per_*_affine)
   Divide,      // v = x / s,     x̂ = (q - z) * s        (PQBackdoor's emulation, EFRAP's AdaRound)
   MulScale,    // v = x * S - Z, x̂ = (q + Z) / S        (Qu-ANTI-zation; S = 1/step, Z = -z)
+  DivideFloatZero,  // v = x / s + zf, x̂ = (q - round(zf)) * s  (PQBackdoor's emulated inputs: a float zero point)
 };
 
 // How (scale, zero point) are computed from a range [mn, mx].
@@ -34,6 +35,7 @@ enum class QParamRule {
   TfliteAffine,    // TFLite: as Affine but the zero point rounds half away from zero
   Multiplicative,  // Qu-ANTI-zation: S = (2^(b-1)-1)/(max|x| + 1e-14) (symmetric), or
                    // S = (2^b-1)/(mx - mn + 1e-14), Z = round_even(mn*S) (affine)
+  PqEmulation,     // PQBackdoor's emulated inputs: s = (mx - mn)/255, zf = -(mn/s + 128), z = round_even(zf)
 };
 
 struct QuantScheme {
@@ -46,6 +48,7 @@ struct QuantScheme {
   ScaleForm form = ScaleForm::MulInverse;
   Rounding rounding = Rounding::HalfEven;
   QParamRule rule = QParamRule::Symmetric;
+  bool clamp = true;  // false: the integer is not clamped (PQBackdoor's emulation never clamps)
 
   // The usual integer range for (bits, signed, narrow): signed [-2^(b-1), 2^(b-1)-1] or, narrow,
   // [-(2^(b-1)-1), 2^(b-1)-1]; unsigned [0, 2^b-1].
@@ -64,8 +67,11 @@ const char* rule_name(QParamRule r);
 // for MulInverse / Divide and the multiplier S = 1/s for MulScale; `zero_point` is z, or Z for
 // MulScale. Both live in float32 / int32 as the reference code keeps them.
 struct QParams {
+  QParams() = default;
+  QParams(Tensor s, Tensor z, Tensor zf = Tensor()) : scale(std::move(s)), zero_point(std::move(z)), zero_float(std::move(zf)) {}
   Tensor scale;       // f32 [C]
   Tensor zero_point;  // i32 [C]
+  Tensor zero_float;  // f32 [C], DivideFloatZero only: the unrounded zero point added before rounding
   int64_t channels() const { return scale.defined() ? scale.numel() : 0; }
   // The real step size of channel c (s, or 1/S).
   double step(const QuantScheme& s, int64_t c) const;

@@ -18,13 +18,14 @@ Placement parse_placement(const std::string& s) {
 }
 
 ScaleForm parse_form(const std::string& s) {
-  for (ScaleForm f : {ScaleForm::MulInverse, ScaleForm::Divide, ScaleForm::MulScale})
+  for (ScaleForm f : {ScaleForm::MulInverse, ScaleForm::Divide, ScaleForm::MulScale, ScaleForm::DivideFloatZero})
     if (s == form_name(f)) return f;
   fail("quantized file: unknown scale form \"", s, "\"");
 }
 
 QParamRule parse_rule(const std::string& s) {
-  for (QParamRule r : {QParamRule::Affine, QParamRule::Symmetric, QParamRule::TfliteAffine, QParamRule::Multiplicative})
+  for (QParamRule r : {QParamRule::Affine, QParamRule::Symmetric, QParamRule::TfliteAffine, QParamRule::Multiplicative,
+                       QParamRule::PqEmulation})
     if (s == rule_name(r)) return r;
   fail("quantized file: unknown qparams rule \"", s, "\"");
 }
@@ -87,6 +88,7 @@ Json scheme_to_json(const QuantScheme& s) {
   j.set("form", form_name(s.form));
   j.set("rounding", rounding_name(s.rounding));
   j.set("rule", rule_name(s.rule));
+  j.set("clamp", s.clamp);
   return j;
 }
 
@@ -102,6 +104,7 @@ QuantScheme scheme_from_json(const Json& j) {
   s.form = parse_form(j["form"].as_string());
   s.rounding = parse_rounding(j["rounding"].as_string());
   s.rule = parse_rule(j["rule"].as_string());
+  s.clamp = !j.contains("clamp") || j["clamp"].as_bool();
   s.validate();
   return s;
 }
@@ -175,6 +178,8 @@ void save_quantized(const std::string& path, const QuantizedModel& q, std::map<s
     if (l.weight->has_qparams()) {
       tensors.emplace_back("quant/" + l.name + "/weight.scale", l.weight->qparams().scale);
       tensors.emplace_back("quant/" + l.name + "/weight.zero_point", l.weight->qparams().zero_point);
+      if (l.weight->qparams().zero_float.defined())
+        tensors.emplace_back("quant/" + l.name + "/weight.zero_float", l.weight->qparams().zero_float);
     }
     if (l.weight->up_mask.defined()) tensors.emplace_back("quant/" + l.name + "/weight.up_mask", l.weight->up_mask);
   }
@@ -186,6 +191,8 @@ void save_quantized(const std::string& path, const QuantizedModel& q, std::map<s
     if (a.q->has_qparams()) {
       tensors.emplace_back("quant/" + a.name + ".scale", a.q->qparams().scale);
       tensors.emplace_back("quant/" + a.name + ".zero_point", a.q->qparams().zero_point);
+      if (a.q->qparams().zero_float.defined())
+        tensors.emplace_back("quant/" + a.name + ".zero_float", a.q->qparams().zero_float);
     }
   }
   meta["format"] = kFormat;
@@ -227,7 +234,9 @@ LoadedQuantized load_quantized(const std::string& path) {
     QuantLayer& l = q.layer(e["name"].as_string());
     l.weight->set_scheme(scheme_from_json(e["scheme"]));
     const std::string base = "quant/" + l.name + "/weight.";
-    if (f.has(base + "scale")) l.weight->set_qparams({f.get(base + "scale").clone(), f.get(base + "zero_point").clone()});
+    if (f.has(base + "scale"))
+      l.weight->set_qparams({f.get(base + "scale").clone(), f.get(base + "zero_point").clone(),
+                             f.has(base + "zero_float") ? f.get(base + "zero_float").clone() : Tensor()});
     if (e["mask"].as_bool()) l.weight->up_mask = f.get(base + "up_mask").clone();
     if (l.ocs && e.contains("ocs_grid_scale")) l.ocs->grid_scale = e["ocs_grid_scale"].as_number();
   }
@@ -240,7 +249,9 @@ LoadedQuantized load_quantized(const std::string& path) {
     DEAREST_CHECK(a.name == e["name"].as_string(), path, ": activation quantizer ", e["name"].as_string(), " vs ", a.name);
     a.q->set_scheme(scheme_from_json(e["scheme"]));
     const std::string base = "quant/" + a.name + ".";
-    if (f.has(base + "scale")) a.q->set_qparams({f.get(base + "scale").clone(), f.get(base + "zero_point").clone()});
+    if (f.has(base + "scale"))
+      a.q->set_qparams({f.get(base + "scale").clone(), f.get(base + "zero_point").clone(),
+                        f.has(base + "zero_float") ? f.get(base + "zero_float").clone() : Tensor()});
   }
   q.mark_calibrated();
   return out;

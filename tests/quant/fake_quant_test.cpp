@@ -59,7 +59,9 @@ TEST(FakeQuant, FlippedDiffersFromNearestExactlyOffTheGrid) {
     off_grid += !on_grid;
     differ += a[i] != b[i];
     EXPECT_EQ(a[i] != b[i], !on_grid) << "element " << i << " v=" << vv[i];
-    if (!on_grid) EXPECT_EQ(std::fabs(a[i] - b[i]), 1.0);
+    if (!on_grid) {
+      EXPECT_EQ(std::fabs(a[i] - b[i]), 1.0);
+    }
   }
   EXPECT_GT(off_grid, 200);
   EXPECT_EQ(differ, off_grid);

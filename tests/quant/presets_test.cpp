@@ -127,6 +127,39 @@ TEST(Presets, MqbenchIsAffinePerChannelWithTorchsZeroPoint) {
   EXPECT_FALSE(c.fold_bn);
 }
 
+TEST(Presets, PqBackdoorEmulation) {
+  // Weights: w / (max|w| / 127.5) rounded half-even and not clamped, so the largest weight of a
+  // channel becomes +-128 (fbgemm mode); tf mode divides by 127.
+  QuantScheme fb = preset("pq-emulation-fbgemm", 8).conv_weight;
+  auto q = run(fb, crafted());
+  auto r = rows(crafted());
+  for (int c = 1; c < 4; ++c) {
+    float m = 0;
+    for (float v : r[size_t(c)]) m = std::max(m, std::fabs(v));
+    const float scale = m / 127.5f;
+    for (int i = 0; i < 6; ++i)
+      EXPECT_EQ(q[size_t(c * 6 + i)], double(std::nearbyint(r[size_t(c)][size_t(i)] / scale))) << c << "," << i;
+  }
+  EXPECT_EQ(q[size_t(3 * 6 + 0)], 128.0);  // 3.0 is channel 3's max: 127.5 rounds (half-even) to 128
+  EXPECT_FALSE(preset("pq-emulation-qnnpack", 8).conv_weight.per_channel);
+  EXPECT_TRUE(preset("pq-emulation-fbgemm", 8).linear_weight.per_channel);
+  EXPECT_FALSE(preset("pq-emulation-tf", 8).linear_weight.per_channel);
+  EXPECT_EQ(preset("pq-emulation-tf", 8).conv_weight.qmin, -127);
+  // Inputs: round(x/s + zf) - round(zf), s = (max - min)/255, zf = -(min/s + 128), per batch.
+  QuantScheme a = preset("pq-emulation-tf", 8).act;
+  Tensor x = crafted();
+  auto [mn, mx] = tensor_range(a, x);
+  QParams qp = qparams_from_range(a, mn, mx);
+  const float lo = -2.5f, hi = 3.0f, st = (hi - lo) / 255.0f, zf = -(lo / st + 128.0f);
+  EXPECT_EQ(qp.scale.data<float>()[0], st);
+  EXPECT_EQ(qp.zero_float.data<float>()[0], zf);
+  auto y = fake_quantize_raw(x, a, qp).y.to_vector();
+  auto xs = x.to_vector();
+  for (size_t i = 0; i < xs.size(); ++i)
+    EXPECT_EQ(y[i], double((std::nearbyint(float(xs[i]) / st + zf) - std::nearbyint(zf)) * st)) << i;
+  EXPECT_ERROR_CONTAINS(preset("pq-emulation-tf", 4), "8-bit");
+}
+
 TEST(Presets, CompArtifactAndOcs) {
   QuantConfig ca = preset("comp-artifact", 8);
   EXPECT_EQ(ca.a_bits, 0);
@@ -137,7 +170,7 @@ TEST(Presets, CompArtifactAndOcs) {
   EXPECT_FALSE(o.quantize_first);
   EXPECT_FALSE(o.quantize_linear);
   EXPECT_GT(o.ocs_expand, 0);
-  for (auto& n : preset_names()) EXPECT_NO_THROW(preset(n, 4)) << n;
+  for (auto& n : preset_names()) EXPECT_NO_THROW(preset(n, n.rfind("pq-", 0) == 0 ? 8 : 4)) << n;
 }
 
 }  // namespace

@@ -23,8 +23,8 @@ TEST(QuantizedFile, RoundTripGivesIdenticalLogits) {
   m->eval();
   std::vector<Tensor> calib{test::randn({8, 3, 32, 32}, 1), test::randn({8, 3, 32, 32}, 2)};
   Tensor x = test::randn({4, 3, 32, 32}, 3);
-  for (std::string p : {"mqbench", "tflite-int8", "qu-anti-zation", "pytorch-fbgemm"}) {
-    QuantizedModel q(spec, *m, preset(p, 4));
+  for (std::string p : {"mqbench", "tflite-int8", "qu-anti-zation", "pytorch-fbgemm", "pq-emulation-tf"}) {
+    QuantizedModel q(spec, *m, preset(p, p.rfind("pq-", 0) == 0 ? 8 : 4));
     q.calibrate(calib);
     if (p == "mqbench") {  // a learned-rounding mask on one layer travels too
       QuantLayer& l = q.layer("layer2.0.conv1");
