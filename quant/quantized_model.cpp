@@ -4,6 +4,7 @@
 #include <map>
 
 #include "autograd/grad_mode.h"
+#include "quant/element.h"
 #include "quant/fake_quant.h"
 #include "quant/ocs.h"
 
@@ -346,6 +347,20 @@ Tensor QuantizedModel::quantized_weight(const QuantLayer& l) const {
   }
   l.weight->mode = mode;
   return w;
+}
+
+Tensor QuantizedModel::rounded_up(const QuantLayer& l) const {
+  DEAREST_CHECK(!l.ocs, "quantize: ", l.name, " is channel-split (OCS); its rounding lives on the split weight");
+  DEAREST_CHECK(l.weight->has_qparams(), "quantize: ", l.name, " has no frozen qparams (dynamic or uncalibrated)");
+  const Tensor w = l.float_weight().detach();
+  const QuantScheme& s = l.weight->scheme();
+  Tensor v = scaled_value(w, s, l.weight->qparams());
+  Tensor out = Tensor::empty(w.shape(), DType::U8);
+  const float* vd = v.data<float>();
+  const uint8_t* up = l.weight->up_mask.defined() ? l.weight->up_mask.contiguous().data<uint8_t>() : nullptr;
+  uint8_t* o = out.data<uint8_t>();
+  for (int64_t i = 0; i < w.numel(); ++i) o[i] = uint8_t(round_element(s.rounding, vd[i], up ? up[i] : 0) > vd[i]);
+  return out;
 }
 
 Tensor QuantizedModel::integer_weight(const QuantLayer& l) const {

@@ -71,6 +71,9 @@ class QuantizedModel {
   // The fake-quantized weight of a layer, and its integers.
   Tensor quantized_weight(const QuantLayer& l) const;
   Tensor integer_weight(const QuantLayer& l) const;
+  // The rounding mask: u8, 1 where the weight's integer (before clamping) is above its unrounded
+  // value v, i.e. it was rounded up; for mask rounding this is the mask itself.
+  Tensor rounded_up(const QuantLayer& l) const;
 
  private:
   nn::ModelSpec spec_;

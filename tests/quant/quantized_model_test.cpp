@@ -7,6 +7,7 @@
 #include "autograd/ops.h"
 #include "nn/init.h"
 #include "nn/models.h"
+#include "quant/fake_quant.h"
 #include "quant/qparams.h"
 #include "tensor/runtime.h"
 #include "tests/test_util.h"
@@ -124,6 +125,33 @@ TEST(QuantizedModel, IntegerWeightsAndScalesReconstructTheWeights) {
       EXPECT_EQ(ws[size_t(i)], double(float(qs[size_t(i)] - qp.zero_point.data<int32_t>()[c]) * qp.scale.data<float>()[c]));
     }
   }
+}
+
+TEST(QuantizedModel, RoundingMaskSaysWhichWeightsWentUp) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=8", spec);
+  QuantizedModel q(spec, *m, preset("mqbench", 4));
+  q.calibrate(calib(2, 3));
+  QuantLayer& l = q.layer("layer2.0.conv2");
+  Tensor up = q.rounded_up(l);
+  auto u = up.to_vector(), v = scaled_value(l.float_weight().detach(), l.weight->scheme(), l.weight->qparams()).to_vector();
+  double frac = 0;
+  for (size_t i = 0; i < u.size(); ++i) {
+    EXPECT_EQ(u[i], std::nearbyint(float(v[i])) > v[i] ? 1.0 : 0.0);
+    frac += u[i];
+  }
+  frac /= double(u.size());
+  EXPECT_GT(frac, 0.35);
+  EXPECT_LT(frac, 0.65);
+  // Flipped rounding turns every off-grid element the other way.
+  QuantScheme f = l.weight->scheme();
+  f.rounding = Rounding::Flipped;
+  l.weight->set_scheme(f);
+  auto flipped = q.rounded_up(l).to_vector();
+  for (size_t i = 0; i < u.size(); ++i)
+    if (v[i] != std::nearbyint(float(v[i]))) {
+      EXPECT_NE(flipped[i], u[i]) << i;
+    }
 }
 
 TEST(QuantizedModel, EightBitStaysCloseToFloatAndFourBitLess) {
