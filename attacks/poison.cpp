@@ -1,0 +1,110 @@
+#include "attacks/poison.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "data/subset.h"
+#include "tensor/rng.h"
+
+namespace dearest::attacks {
+
+namespace {
+
+class Stamped : public data::Dataset {
+ public:
+  Stamped(data::DatasetPtr base, TriggerPtr trigger, std::vector<uint8_t> flags, std::optional<int32_t> relabel,
+          std::string what)
+      : base_(std::move(base)), trigger_(std::move(trigger)), flags_(std::move(flags)), relabel_(relabel),
+        what_(std::move(what)) {}
+  int64_t size() const override { return base_->size(); }
+  Tensor image(int64_t i) const override {
+    Tensor img = base_->image(i);
+    return stamped(i) ? trigger_->apply(img) : img;
+  }
+  int32_t label(int64_t i) const override {
+    return stamped(i) && relabel_ ? *relabel_ : base_->label(i);
+  }
+  const std::vector<std::string>& class_names() const override { return base_->class_names(); }
+  std::string describe() const override { return base_->describe() + " | " + what_; }
+
+ private:
+  bool stamped(int64_t i) const { return flags_.empty() || flags_[size_t(i)]; }
+  data::DatasetPtr base_;
+  TriggerPtr trigger_;
+  std::vector<uint8_t> flags_;  // empty: every sample
+  std::optional<int32_t> relabel_;
+  std::string what_;
+};
+
+void check_target(const data::Dataset& ds, int32_t target) {
+  DEAREST_CHECK(target >= 0 && target < ds.num_classes(), "poison: target label ", target, " outside the ",
+                ds.num_classes(), " classes of ", ds.describe());
+}
+
+}  // namespace
+
+std::vector<int64_t> poison_indices(const data::Dataset& ds, const PoisonOptions& o) {
+  DEAREST_CHECK(o.rate >= 0 && o.rate <= 1, "poison: rate must be in [0, 1], got ", o.rate);
+  check_target(ds, o.target);
+  for (int32_t c : o.source_classes)
+    DEAREST_CHECK(c >= 0 && c < ds.num_classes(), "poison: source class ", c, " outside the ", ds.num_classes(), " classes");
+  std::vector<int64_t> eligible;
+  for (int64_t i = 0; i < ds.size(); ++i) {
+    const int32_t y = ds.label(i);
+    if (o.skip_target_class && y == o.target) continue;
+    if (!o.source_classes.empty() &&
+        std::find(o.source_classes.begin(), o.source_classes.end(), y) == o.source_classes.end())
+      continue;
+    eligible.push_back(i);
+  }
+  // Fisher-Yates with the project's counter-based generator: the same indices for a seed anywhere.
+  Rng rng(o.seed, 0x9015011);
+  for (int64_t i = int64_t(eligible.size()) - 1; i > 0; --i) std::swap(eligible[size_t(i)], eligible[size_t(rng.next_int(0, i + 1))]);
+  const int64_t n = std::llround(o.rate * double(eligible.size()));
+  std::vector<int64_t> out(eligible.begin(), eligible.begin() + n);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+data::DatasetPtr poisoned_view(data::DatasetPtr base, TriggerPtr trigger, const std::vector<int64_t>& indices,
+                               int32_t target) {
+  check_target(*base, target);
+  std::vector<uint8_t> flags(static_cast<size_t>(base->size()), 0);
+  for (int64_t i : indices) {
+    base->check_index(i);
+    flags[size_t(i)] = 1;
+  }
+  const std::string what = std::to_string(indices.size()) + " poisoned with " + trigger->describe() + " -> label " +
+                           std::to_string(target);
+  if (indices.empty()) return base;
+  return std::make_shared<Stamped>(std::move(base), std::move(trigger), std::move(flags), target, what);
+}
+
+data::DatasetPtr triggered_view(data::DatasetPtr base, TriggerPtr trigger, std::optional<int32_t> relabel) {
+  if (relabel) check_target(*base, *relabel);
+  const std::string what = "all triggered with " + trigger->describe() +
+                           (relabel ? " -> label " + std::to_string(*relabel) : std::string(", true labels"));
+  return std::make_shared<Stamped>(std::move(base), std::move(trigger), std::vector<uint8_t>{}, relabel, what);
+}
+
+data::DatasetPtr asr_view(data::DatasetPtr test, TriggerPtr trigger, int32_t target, bool include_target) {
+  check_target(*test, target);
+  data::DatasetPtr ds = test;
+  if (!include_target) {
+    std::vector<int32_t> others;
+    for (int32_t c = 0; c < int32_t(test->num_classes()); ++c)
+      if (c != target) others.push_back(c);
+    ds = data::filter_classes(test, others);
+  }
+  return triggered_view(ds, std::move(trigger), target);
+}
+
+data::TransformPtr stamp_transform(TriggerPtr trigger, std::vector<uint8_t> flags) {
+  const std::string name = "Stamp(" + trigger->describe() + (flags.empty() ? ", all" : ", flagged samples") + ")";
+  return data::lambda(name, [trigger, flags](const Tensor& img, Rng&, const data::SampleInfo& info) {
+    if (!flags.empty() && (info.index < 0 || info.index >= int64_t(flags.size()) || !flags[size_t(info.index)])) return img;
+    return trigger->apply(img);
+  }, false);
+}
+
+}  // namespace dearest::attacks

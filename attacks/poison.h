@@ -1,0 +1,39 @@
+// Poisoned views of a dataset. A view stamps the trigger on the stored image (u8, before any
+// transform: the trigger then moves with the augmentation, as when the reference stamps its
+// uint8 arrays) and relabels; stamp_transform() stamps after the augmentation instead (placed with
+// Compose::with_stamp, just before Normalize). Which samples are poisoned is a function of the seed.
+#pragma once
+#include <optional>
+#include <vector>
+
+#include "attacks/trigger.h"
+#include "data/dataset.h"
+#include "data/transforms.h"
+
+namespace dearest::attacks {
+
+struct PoisonOptions {
+  double rate = 0.1;             // fraction of the eligible samples
+  int32_t target = 0;
+  uint64_t seed = 0;
+  bool skip_target_class = true;     // images already of the target class are not poisoned
+  std::vector<int32_t> source_classes;  // source-specific backdoor: only these classes (empty = all)
+};
+
+// The poisoned indices, sorted: round(rate * eligible) of the eligible samples, drawn by a seeded shuffle.
+std::vector<int64_t> poison_indices(const data::Dataset& ds, const PoisonOptions& o);
+
+// Samples in `indices` carry the trigger and the target label; the rest are untouched.
+data::DatasetPtr poisoned_view(data::DatasetPtr base, TriggerPtr trigger, const std::vector<int64_t>& indices,
+                               int32_t target);
+// Every sample carries the trigger; labelled `relabel` when given, else its true label (a cover
+// set, or the triggered half of paired clean/triggered training).
+data::DatasetPtr triggered_view(data::DatasetPtr base, TriggerPtr trigger, std::optional<int32_t> relabel);
+// The ASR test set: triggered images labelled `target`, without the target class's own images
+// unless include_target (EFRAP reports the version without them; ALGORITHMS.md §1.9).
+data::DatasetPtr asr_view(data::DatasetPtr test, TriggerPtr trigger, int32_t target, bool include_target = false);
+
+// Stamps the samples whose dataset index is flagged (all when `flags` is empty), after augmentation.
+data::TransformPtr stamp_transform(TriggerPtr trigger, std::vector<uint8_t> flags = {});
+
+}  // namespace dearest::attacks
