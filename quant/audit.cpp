@@ -46,7 +46,6 @@ std::vector<WeightAudit> audit_weights(QuantizedModel& q) {
     const int32_t* qd = r.q.data<int32_t>();
     const int32_t* nd = nearest.data<int32_t>();
     const uint8_t* md = r.in_range.data<uint8_t>();
-    const float* sc = qp.scale.data<float>();
     const int32_t* zp = qp.zero_point.data<int32_t>();
     a.elements = w.numel();
     a.channels = qp.channels();
@@ -92,7 +91,6 @@ std::vector<WeightAudit> audit_weights(QuantizedModel& q) {
     a.rounded_up = double(up) / n;
     a.flipped = double(flips) / n;
     a.sqnr_db = noise > 0 ? 10 * std::log10(signal / noise) : INFINITY;
-    (void)sc;
     out.push_back(a);
   }
   return out;

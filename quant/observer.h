@@ -60,7 +60,6 @@ class Observer {
   int pass_ = 1;
   std::vector<double> mn_, mx_;      // current estimate per channel
   std::vector<double> err_;          // Omse: candidates x channels summed squared errors
-  std::vector<double> count_;        // Omse: elements per channel
   // Histogram (per tensor): torch's buffers, in float32 as torch keeps them.
   std::vector<float> hist_;
   float hmin_ = INFINITY, hmax_ = -INFINITY;
