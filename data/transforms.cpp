@@ -321,6 +321,21 @@ TransformPtr random_resized_crop(int64_t h, int64_t w, std::array<double, 2> sca
 }
 TransformPtr random_jpeg(double p, int q_min, int q_max) { return std::make_shared<RandomJpeg>(p, q_min, q_max); }
 TransformPtr jpeg(int quality) { return std::make_shared<RandomJpeg>(1.0, quality, quality); }
+
+TransformPtr parse_random_jpeg(const std::string& text, const std::string& what) {
+  std::vector<std::string> f;
+  size_t start = 0;
+  for (size_t c; (c = text.find(':', start)) != std::string::npos; start = c + 1) f.push_back(text.substr(start, c - start));
+  f.push_back(text.substr(start));
+  DEAREST_CHECK(f.size() == 2 || f.size() == 3, what, ": expected P:QMIN:QMAX or P:Q (e.g. 0.5:60:90), got \"", text, "\"");
+  try {
+    const double p = std::stod(f[0]);
+    const int q0 = std::stoi(f[1]), q1 = f.size() == 3 ? std::stoi(f[2]) : q0;
+    return random_jpeg(p, q0, q1);
+  } catch (const std::logic_error&) {
+    fail(what, ": not numbers: \"", text, "\"");
+  }
+}
 TransformPtr lambda(std::string name, std::function<Tensor(const Tensor&, Rng&, const SampleInfo&)> fn, bool random) {
   return std::make_shared<Lambda>(std::move(name), std::move(fn), random);
 }

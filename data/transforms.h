@@ -64,6 +64,8 @@ TransformPtr random_resized_crop(int64_t h, int64_t w, std::array<double, 2> sca
 TransformPtr random_jpeg(double p, int q_min, int q_max);
 // Always re-encodes at `quality` (for evaluating under JPEG loss).
 TransformPtr jpeg(int quality);
+// "P:QMIN:QMAX" or "P:Q" (e.g. 0.5:60:90) -> random_jpeg; `what` names the option in errors.
+TransformPtr parse_random_jpeg(const std::string& text, const std::string& what = "jpeg augmentation");
 // Any function of (image, rng, info): the hook for triggers and custom steps.
 TransformPtr lambda(std::string name, std::function<Tensor(const Tensor&, Rng&, const SampleInfo&)> fn,
                     bool random = true);

@@ -134,6 +134,13 @@ Trainer::Trainer(Module& model, const ModelSpec& spec, Optimizer& opt, Schedule 
   };
 }
 
+void Trainer::set_train_mode() {
+  model_.train(!o_.model_eval);
+  if (o_.batchnorm_eval)
+    for (auto& [name, m] : model_.named_modules())
+      if (m->type() == "BatchNorm2d") m->eval();
+}
+
 std::vector<EpochStats> Trainer::fit(BatchSource& train, BatchSource* test) {
   std::vector<EpochStats> history;
   const std::string ckpt = o_.out_dir.empty() ? "" : o_.out_dir + "/last.safetensors";
@@ -164,7 +171,7 @@ std::vector<EpochStats> Trainer::fit(BatchSource& train, BatchSource* test) {
   }
   const int64_t steps = o_.max_steps_per_epoch > 0 ? std::min(o_.max_steps_per_epoch, train.num_batches()) : train.num_batches();
   for (int64_t epoch = start_epoch_; epoch < o_.epochs; ++epoch) {
-    model_.train();
+    set_train_mode();
     train.begin_epoch(epoch);
     EpochStats st;
     st.epoch = epoch;

@@ -42,6 +42,10 @@ struct TrainOptions {
   double label_smoothing = 0;
   int64_t eval_every = 1;     // epochs; 0 = never
   int64_t max_steps_per_epoch = 0;  // 0 = all (for quick runs and benchmarks)
+  // Train with batch-norm statistics frozen (the BN layers in eval mode, their affine parameters
+  // still trained), or with the whole model in eval mode (fine-tuning as net.eval() does).
+  bool batchnorm_eval = false;
+  bool model_eval = false;
 };
 
 struct EpochStats {
@@ -63,6 +67,8 @@ class Trainer {
   // read back from the log when resuming.
   std::vector<EpochStats> fit(BatchSource& train, BatchSource* test = nullptr);
   int64_t start_epoch() const { return start_epoch_; }
+  // The model in the mode the options ask for (callbacks that evaluate put it back with this).
+  void set_train_mode();
 
  private:
   Module& model_;

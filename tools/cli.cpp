@@ -11,7 +11,8 @@ namespace dearest::cli {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {info_command(), selfcheck_command(), data_command(), train_command(),
-                                             eval_command(), probe_command(), quantize_command(), audit_command()};
+                                             eval_command(), probe_command(), quantize_command(), audit_command(),
+                                             attack_command()};
   return table;
 }
 

@@ -60,22 +60,6 @@ nn::ModelSpec spec_for(const std::string& text, const data::DatasetPtr& ds, cons
   return s;
 }
 
-// "P:QMIN:QMAX" or "P:Q" -> RandomJpeg; empty -> none.
-data::TransformPtr parse_jpeg_augment(const std::string& text) {
-  std::vector<std::string> f;
-  size_t start = 0;
-  for (size_t c; (c = text.find(':', start)) != std::string::npos; start = c + 1) f.push_back(text.substr(start, c - start));
-  f.push_back(text.substr(start));
-  DEAREST_CHECK(f.size() == 2 || f.size() == 3, "--jpeg-augment: expected P:QMIN:QMAX or P:Q (e.g. 0.5:60:90), got \"", text, "\"");
-  try {
-    const double p = std::stod(f[0]);
-    const int q0 = std::stoi(f[1]), q1 = f.size() == 3 ? std::stoi(f[2]) : q0;
-    return data::random_jpeg(p, q0, q1);
-  } catch (const std::logic_error&) {
-    fail("--jpeg-augment: not numbers: \"", text, "\"");
-  }
-}
-
 void write_curve(const std::string& path, const std::string& title, const std::vector<nn::EpochStats>& h) {
   Series train{"train top-1", {}}, test{"test top-1", {}}, loss{"train loss / 3", {}};
   for (const auto& s : h) {
@@ -99,7 +83,7 @@ int train(const po::variables_map& vm) {
   auto opt = make_optimizer(vm, *model);
   const int64_t batch = vm["batch"].as<int64_t>();
   auto tf_train = vm["no-augment"].as<bool>() ? data::test_transform(dspec.kind) : data::train_transform(dspec.kind);
-  if (!vm["jpeg-augment"].as<std::string>().empty()) tf_train = tf_train->with_front(parse_jpeg_augment(vm["jpeg-augment"].as<std::string>()));
+  if (!vm["jpeg-augment"].as<std::string>().empty()) tf_train = tf_train->with_front(data::parse_random_jpeg(vm["jpeg-augment"].as<std::string>(), "--jpeg-augment"));
   data::LoaderSource train_src(make_loader(train_ds, tf_train, batch, true, seed));
   data::LoaderSource test_src(make_loader(test_ds, data::test_transform(dspec.kind), std::max<int64_t>(batch, 256), false, seed));
   nn::TrainOptions to;

@@ -1,0 +1,47 @@
+// Quantization emulated during training, in place on a float model (ALGORITHMS.md §2): the
+// attacks' fake quantizers sit on the model's own conv/linear weights and inputs, so the float
+// and the quantized paths share every parameter and the quantized path's gradient reaches them
+// through the straight-through estimator. Ranges come from the current weights and the current
+// batch at every forward, as all three attacks compute them. Which bit width is live is switched
+// between forwards; 0 is the plain float model.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/module.h"
+#include "quant/presets.h"
+#include "quant/tensor_quantizer.h"
+
+namespace dearest::attacks {
+
+class QuantEmulation {
+ public:
+  // `config` gives the schemes, the layers (layers/skip prefixes, quantize_first/linear), whether
+  // weights are BN-folded (CompArtifact: the folded weight W*g/sqrt(var+eps) is fake-quantized and
+  // divided back, BN then runs as usual) and whether inputs are quantized (a_bits > 0: at every
+  // quantized conv/linear input). One set of quantizers per width in `bits`.
+  QuantEmulation(nn::Module& model, const quant::QuantConfig& config, const std::vector<int>& bits,
+                 quant::Ste ste = quant::Ste::Clipped);
+  ~QuantEmulation();  // takes its transforms off the model
+  QuantEmulation(const QuantEmulation&) = delete;
+  QuantEmulation& operator=(const QuantEmulation&) = delete;
+
+  void use(int bits);  // 0: float
+  int active() const { return *active_; }
+  const std::vector<std::string>& layers() const { return names_; }
+
+ private:
+  struct Layer {
+    nn::Module* module = nullptr;
+    bool is_conv = true;
+    std::map<int, std::shared_ptr<quant::TensorQuantizer>> weight, input;
+  };
+  nn::Module& model_;
+  std::shared_ptr<int> active_;
+  std::vector<Layer> layers_;
+  std::vector<std::string> names_;
+};
+
+}  // namespace dearest::attacks

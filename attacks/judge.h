@@ -1,0 +1,58 @@
+// The verdict on a model during and after an attack: CDA and ASR of the float model, and of the
+// same model under each quantizer the victim may use (a preset at a bit width, calibrated as its
+// framework calibrates). ASR excludes the target class unless asked (ALGORITHMS.md §1.9).
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "attacks/metrics.h"
+#include "data/registry.h"
+#include "nn/models.h"
+#include "quant/calibration.h"
+#include "tensor/json.h"
+
+namespace dearest::attacks {
+
+struct QuantTarget {
+  std::string preset;
+  int bits = 8;
+  std::string label() const { return preset + "@" + std::to_string(bits); }
+};
+// "pytorch-fbgemm:8,mqbench:4" (a preset alone means 8 bits). Unknown presets are errors.
+std::vector<QuantTarget> parse_quant_targets(const std::string& list);
+
+struct JudgeOptions {
+  data::DataSpec data;
+  TriggerPtr trigger;
+  int32_t target = 0;
+  bool include_target = false;
+  int64_t images = 0;  // the first N test images (0: all)
+  int64_t batch = 256;
+  // Calibration of every preset but mqbench, which always uses EFRAP's recipe (CalibOptions{}).
+  quant::CalibOptions calib;
+};
+
+struct Verdict {
+  BackdoorMetrics fp;
+  std::vector<std::pair<std::string, BackdoorMetrics>> quantized;  // by QuantTarget::label()
+  Json to_json() const;
+  const BackdoorMetrics& at(const std::string& label) const;
+};
+
+class Judge {
+ public:
+  explicit Judge(JudgeOptions o);
+  BackdoorMetrics float_metrics(nn::Module& model);
+  BackdoorMetrics quantized_metrics(const nn::ModelSpec& spec, nn::Module& model, const QuantTarget& q);
+  Verdict judge(const nn::ModelSpec& spec, nn::Module& model, const std::vector<QuantTarget>& targets);
+  const JudgeOptions& options() const { return o_; }
+
+ private:
+  JudgeOptions o_;
+  data::DatasetPtr test_;
+  std::map<std::string, std::vector<Tensor>> calib_;  // by recipe
+  const std::vector<Tensor>& calibration(const std::string& preset);
+};
+
+}  // namespace dearest::attacks
