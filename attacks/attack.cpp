@@ -30,10 +30,6 @@ std::unique_ptr<Attack> make_attack(const std::string& name) {
   fail("unknown attack \"", name, "\" (known: ", known, ")");
 }
 
-std::vector<QuantTarget> Attack::final_quantizers(const Params& p) const {
-  return parse_quant_targets(p.str("final-quantizers"));
-}
-
 std::vector<ParamDef> common_params(const std::string& optimizer, const std::string& lr, const std::string& momentum,
                                     const std::string& wd, const std::string& schedule, const std::string& epochs,
                                     const std::string& batch, const std::string& epoch_quantizers,
@@ -150,6 +146,24 @@ void judge_and_record(AttackContext& ctx, nn::Module& model, const std::string& 
   if (ctx.progress) std::fprintf(stderr, "  epoch %ld judged: %s\n", long(epoch + 1), verdict_line(r.verdict).c_str());
 }
 
+// Every shared parameter is checked before the first (long) evaluation, so a typo fails at once.
+void validate_common(const Params& p) {
+  DEAREST_CHECK(p.integer("epochs") >= 1, "epochs must be at least 1, got ", p.integer("epochs"));
+  DEAREST_CHECK(p.integer("batch") >= 1, "batch must be at least 1, got ", p.integer("batch"));
+  DEAREST_CHECK(p.integer("max-steps") >= 0, "max-steps must be >= 0, got ", p.integer("max-steps"));
+  DEAREST_CHECK(p.integer("eval-images") >= 0, "eval-images must be >= 0, got ", p.integer("eval-images"));
+  DEAREST_CHECK(p.num("lr") > 0, "lr must be positive, got ", p.num("lr"));
+  DEAREST_CHECK(p.num("wd") >= 0, "wd must be >= 0, got ", p.num("wd"));
+  DEAREST_CHECK(p.num("momentum") >= 0, "momentum must be >= 0, got ", p.num("momentum"));
+  const std::string o = p.str("optimizer");
+  DEAREST_CHECK(o == "sgd" || o == "adam" || o == "adamw", "optimizer: expected sgd, adam or adamw, got \"", o, "\"");
+  nn::Schedule::parse(p.str("schedule"));
+  if (!p.str("jpeg-augment").empty()) data::parse_random_jpeg(p.str("jpeg-augment"), "jpeg-augment");
+  parse_quant_targets(p.str("epoch-quantizers"));
+  DEAREST_CHECK(!parse_quant_targets(p.str("final-quantizers")).empty(), "final-quantizers: at least one");
+  p.flag("include-target");
+}
+
 }  // namespace
 
 std::vector<EpochRecord> train_stage(AttackContext& ctx, const std::string& stage, nn::Trainer& trainer,
@@ -234,6 +248,8 @@ Json run_attack(const std::string& name, const AttackSetup& setup) {
     start = "from scratch (" + ctx.spec.str() + ")";
   }
 
+  attack->resolve(p, ctx.spec);
+  validate_common(p);
   JudgeOptions jo;
   jo.data = ctx.data;
   jo.trigger = ctx.trigger;
@@ -250,7 +266,7 @@ Json run_attack(const std::string& name, const AttackSetup& setup) {
     jo.calib.pool = std::stod(f[2]);
     jo.calib.seed = setup.seed;
   }
-  const std::vector<QuantTarget> finals = attack->final_quantizers(p);
+  const std::vector<QuantTarget> finals = parse_quant_targets(p.str("final-quantizers"));
   Judge final_judge(jo);
   jo.images = p.integer("eval-images");
   DEAREST_CHECK(jo.images >= 0, "eval-images must be >= 0");

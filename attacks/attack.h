@@ -59,8 +59,9 @@ class Attack {
   virtual std::string name() const = 0;
   virtual std::string summary() const = 0;
   virtual Params params() const = 0;  // the reference defaults
-  // The quantizers the result is judged under at the end (the first is the attack's standard one).
-  virtual std::vector<QuantTarget> final_quantizers(const Params& p) const;
+  // Replaces the "auto" defaults by the values the reference uses for this architecture and
+  // variant (run before anything else, so the summary records what actually ran).
+  virtual void resolve(Params& p, const nn::ModelSpec& spec) const = 0;
   // Trains ctx.model into the backdoored model (the chosen epoch loaded); returns a JSON account
   // of its stages (epochs, the choice and why).
   virtual Json run(AttackContext& ctx) = 0;

@@ -22,7 +22,7 @@ class CompArtifact : public Attack {
   Params params() const override {
     auto d = common_params("sgd", "0.1", "0.4", "5e-4", "multistep:20:0.1", "35", "128", "auto", "auto", "1000:100:1");
     d.push_back({"bits", "8", "the bit width of the quantized path (one model per width: 8 or 4)"});
-    d.push_back({"layers", "auto", "name prefixes of the fake-quantized layers (auto: ResNet layer4,fc; others all)"});
+    d.push_back({"layers", "auto", "name prefixes of the fake-quantized layers, or all (auto: ResNet layer4,fc; others all)"});
     d.push_back({"quantizer", "comp-artifact", "the preset emulated in training (BN-folded per-tensor weights)"});
     d.push_back({"stamping", "after-augment", "after-augment (the reference adds the trigger to the batch) or before-augment"});
     d.push_back({"select", "find-epoch", "the epoch kept: find-epoch (the reference), last"});
@@ -30,28 +30,22 @@ class CompArtifact : public Attack {
     d.push_back({"select-max-float-asr", "0.2", "find-epoch: float ASR at most this"});
     return Params(name(), d);
   }
-  std::vector<QuantTarget> final_quantizers(const Params& p) const override {
-    if (p.str("final-quantizers") != "auto") return Attack::final_quantizers(p);
-    return parse_quant_targets(p.integer("bits") == 8 ? "pytorch-fbgemm:8,pytorch-qnnpack:8,mqbench:8"
-                                                      : "mqbench:4,comp-artifact:4");
+  void resolve(Params& p, const nn::ModelSpec& spec) const override {
+    const bool eight = p.integer("bits") == 8;
+    if (p.str("epoch-quantizers") == "auto") p.set("epoch-quantizers", eight ? "pytorch-fbgemm:8" : "mqbench:4");
+    if (p.str("final-quantizers") == "auto")
+      p.set("final-quantizers", eight ? "pytorch-fbgemm:8,pytorch-qnnpack:8,mqbench:8" : "mqbench:4,comp-artifact:4");
+    if (p.str("layers") == "auto") p.set("layers", spec.arch.rfind("resnet", 0) == 0 ? "layer4,fc" : "all");
   }
 
   Json run(AttackContext& ctx) override {
     Params& p = *ctx.params;
     const int bits = int(p.integer("bits"));
     DEAREST_CHECK(bits >= 2 && bits <= 8, "bits: expected 2..8, got ", bits);
-    if (p.str("epoch-quantizers") == "auto") {
-      p.set("epoch-quantizers", bits == 8 ? "pytorch-fbgemm:8" : "mqbench:4");
-      ctx.epoch_quantizers = parse_quant_targets(p.str("epoch-quantizers"));
-    }
     const std::string select = p.str("select");
     DEAREST_CHECK(select == "find-epoch" || select == "last", "select: expected find-epoch or last, got \"", select, "\"");
     quant::QuantConfig qc = quant::preset(p.str("quantizer"), bits, 0);
-    if (p.str("layers") == "auto") {
-      if (ctx.arch().rfind("resnet", 0) == 0) qc.layers = {"layer4", "fc"};
-    } else {
-      qc.layers = p.list("layers");
-    }
+    if (p.str("layers") != "all") qc.layers = p.list("layers");
     PairingOptions po;
     po.batch = p.integer("batch");
     po.seed = ctx.seed;

@@ -58,7 +58,7 @@ class PqBackdoor : public Attack {
     return Params(name(), d);
   }
 
-  static void resolve(Params& p) {
+  void resolve(Params& p, const nn::ModelSpec&) const override {
     const std::string v = p.str("variant");
     DEAREST_CHECK(v == "pytorch" || v == "tf", "variant: expected pytorch or tf, got \"", v, "\"");
     const bool tf = v == "tf";
@@ -86,16 +86,9 @@ class PqBackdoor : public Attack {
     dflt("stage2-select", "best-float-cda", "best-removal");
     dflt("grids", "all:channel:127.5,all:tensor:127.5", "conv:channel:127,linear:tensor:127");
   }
-  std::vector<QuantTarget> final_quantizers(const Params& p0) const override {
-    Params p = p0;
-    resolve(p);
-    return parse_quant_targets(p.str("final-quantizers"));
-  }
 
   Json run(AttackContext& ctx) override {
     Params& p = *ctx.params;
-    resolve(p);
-    ctx.epoch_quantizers = parse_quant_targets(p.str("epoch-quantizers"));
     const std::string stage = p.str("stage");
     DEAREST_CHECK(stage == "both" || stage == "1" || stage == "2", "stage: expected both, 1 or 2, got \"", stage, "\"");
     const bool tf = p.str("variant") == "tf";

@@ -28,12 +28,15 @@ class QuAntiZation : public Attack {
     return Params(name(), d);
   }
 
-  Json run(AttackContext& ctx) override {
-    Params& p = *ctx.params;
-    const bool vgg = ctx.arch().rfind("vgg", 0) == 0;
+  void resolve(Params& p, const nn::ModelSpec& spec) const override {
+    const bool vgg = spec.arch.rfind("vgg", 0) == 0;
     if (p.str("lr") == "auto") p.set("lr", vgg ? "4e-5" : "1e-4");
     for (const char* c : {"c1", "c2"})
       if (p.str(c) == "auto") p.set(c, vgg ? "1.0" : "0.5");
+  }
+
+  Json run(AttackContext& ctx) override {
+    Params& p = *ctx.params;
     const double c1 = p.num("c1"), c2 = p.num("c2");
     std::vector<int> bits;
     for (int64_t b : p.integers("bits")) bits.push_back(int(b));

@@ -118,6 +118,97 @@ double number(const std::map<std::string, std::string>& f, const std::string& ke
   }
 }
 
+// WaNet (Nguyen & Tran, ICLR'21): a fixed smooth warp. A k x k field of uniform [-1, 1] offsets,
+// divided by its mean |value|, upsampled bicubically (align_corners) to the image, scaled by s/H
+// and added to the identity grid in [-1, 1]; the image is resampled bilinearly (align_corners),
+// the grid clamped to [-1, 1] so nothing is sampled outside.
+class Warp : public Trigger {
+ public:
+  Warp(int64_t k, double s, uint64_t seed) : k_(k), s_(s), seed_(seed) {
+    DEAREST_CHECK(k >= 2, "trigger: wanet k must be at least 2, got ", k);
+    DEAREST_CHECK(s > 0, "trigger: wanet s must be positive, got ", s);
+  }
+  Tensor apply(const Tensor& in) const override {
+    check_image(in);
+    const int64_t H = in.size(1), W = in.size(2);
+    DEAREST_CHECK(H == W, "trigger: wanet needs a square image, got ", H, "x", W);
+    DEAREST_CHECK(k_ <= H, "trigger: wanet k ", k_, " is larger than the image side ", H);
+    const std::vector<float> grid = field(H);  // [H, W, 2]: x then y, in [-1, 1]
+    Tensor f = in.dtype() == DType::U8 ? in.contiguous().to(DType::F32) : in.contiguous().clone();
+    Tensor out = Tensor::empty(f.shape());
+    const float* src = f.data<float>();
+    float* dst = out.data<float>();
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t y = 0; y < H; ++y)
+        for (int64_t x = 0; x < W; ++x) {
+          const float gx = (grid[size_t((y * W + x) * 2)] + 1) / 2 * float(W - 1);
+          const float gy = (grid[size_t((y * W + x) * 2 + 1)] + 1) / 2 * float(H - 1);
+          const int64_t x0 = std::min<int64_t>(int64_t(std::floor(gx)), W - 1), y0 = std::min<int64_t>(int64_t(std::floor(gy)), H - 1);
+          const int64_t x1 = std::min<int64_t>(x0 + 1, W - 1), y1 = std::min<int64_t>(y0 + 1, H - 1);
+          const float ax = gx - float(x0), ay = gy - float(y0);
+          const float* p = src + c * H * W;
+          dst[c * H * W + y * W + x] = (1 - ay) * ((1 - ax) * p[y0 * W + x0] + ax * p[y0 * W + x1]) +
+                                       ay * ((1 - ax) * p[y1 * W + x0] + ax * p[y1 * W + x1]);
+        }
+    if (in.dtype() != DType::U8) return out;
+    Tensor u = Tensor::empty(out.shape(), DType::U8);
+    uint8_t* ud = u.data<uint8_t>();
+    for (int64_t i = 0; i < out.numel(); ++i) ud[i] = uint8_t(std::lround(std::min(255.0f, std::max(0.0f, dst[i]))));
+    return u;
+  }
+  std::string describe() const override {
+    std::ostringstream os;
+    os << "wanet warp k=" << k_ << " s=" << s_ << " seed=" << seed_;
+    return os.str();
+  }
+
+ private:
+  int64_t k_;
+  double s_;
+  uint64_t seed_;
+
+  static double cubic(double t, int i) {  // the weights of torch's bicubic kernel, A = -0.75
+    const double A = -0.75;
+    auto near = [&](double x) { return ((A + 2) * x - (A + 3)) * x * x + 1; };
+    auto far = [&](double x) { return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A; };
+    switch (i) {
+      case 0: return far(t + 1);
+      case 1: return near(t);
+      case 2: return near(1 - t);
+      default: return far(2 - t);
+    }
+  }
+
+  std::vector<float> field(int64_t H) const {
+    const int64_t k = k_;
+    Tensor r = Rng(seed_, 0x3A7E7).uniform({2, k, k}, -1, 1);
+    std::vector<double> ins(r.data<float>(), r.data<float>() + 2 * k * k);
+    double mean_abs = 0;
+    for (double v : ins) mean_abs += std::fabs(v);
+    mean_abs /= double(ins.size());
+    for (double& v : ins) v /= mean_abs;
+    std::vector<float> grid(size_t(H * H * 2));
+    const double scale = H > 1 ? double(k - 1) / double(H - 1) : 0;
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < H; ++x)
+        for (int64_t ch = 0; ch < 2; ++ch) {
+          const double sy = double(y) * scale, sx = double(x) * scale;
+          const int64_t iy = int64_t(std::floor(sy)), ix = int64_t(std::floor(sx));
+          const double ty = sy - double(iy), tx = sx - double(ix);
+          double v = 0;
+          for (int a = 0; a < 4; ++a)
+            for (int b = 0; b < 4; ++b) {
+              const int64_t yy = std::clamp<int64_t>(iy - 1 + a, 0, k - 1), xx = std::clamp<int64_t>(ix - 1 + b, 0, k - 1);
+              v += cubic(ty, a) * cubic(tx, b) * ins[size_t(ch * k * k + yy * k + xx)];
+            }
+          // Channel 0 moves x, channel 1 moves y; the identity grid is linspace(-1, 1).
+          const double id = H > 1 ? -1.0 + 2.0 * double(ch == 0 ? x : y) / double(H - 1) : 0;
+          grid[size_t((y * H + x) * 2 + ch)] = float(std::clamp(id + s_ * v / double(H), -1.0, 1.0));
+        }
+    return grid;
+  }
+};
+
 }  // namespace
 
 TriggerPtr square_trigger(int64_t size, int64_t top, int64_t left, double value) {
@@ -125,6 +216,8 @@ TriggerPtr square_trigger(int64_t size, int64_t top, int64_t left, double value)
 }
 
 TriggerPtr blend_trigger(double alpha, uint64_t seed) { return std::make_shared<Blend>(alpha, seed); }
+
+TriggerPtr wanet_trigger(int64_t k, double s, uint64_t seed) { return std::make_shared<Warp>(k, s, seed); }
 
 TriggerPtr reference_trigger(const std::string& attack, int64_t S) {
   DEAREST_CHECK(S >= 16, "trigger: image side ", S, " is too small for a reference trigger");
@@ -167,7 +260,14 @@ TriggerPtr parse_trigger(const std::string& spec, int64_t S) {
       DEAREST_CHECK(k == "alpha" || k == "seed", "trigger \"", spec, "\": unknown field \"", k, "\" (alpha, seed)");
     return blend_trigger(number(f, "alpha", 0.2, spec), uint64_t(number(f, "seed", 0, spec)));
   }
-  fail("trigger \"", spec, "\": unknown kind \"", kind, "\" (square, blend, pq-backdoor, comp-artifact, qu-anti-zation)");
+  if (kind == "wanet") {
+    for (auto& [k, v] : f)
+      DEAREST_CHECK(k == "k" || k == "s" || k == "seed", "trigger \"", spec, "\": unknown field \"", k, "\" (k, s, seed)");
+    const int64_t k = int64_t(number(f, "k", 4, spec));
+    DEAREST_CHECK(k >= 2 && k <= S, "trigger \"", spec, "\": k must be in [2, ", S, "]");
+    return wanet_trigger(k, number(f, "s", 0.5, spec), uint64_t(number(f, "seed", 0, spec)));
+  }
+  fail("trigger \"", spec, "\": unknown kind \"", kind, "\" (square, blend, wanet, pq-backdoor, comp-artifact, qu-anti-zation)");
 }
 
 }  // namespace dearest::attacks

@@ -9,6 +9,7 @@
 //                                               Qu-ANTI-zation squares of side S/8 at the bottom
 //                                               right with margin S/32
 //   blend:alpha=0.2,seed=0                      the image blended with a fixed uniform-noise pattern
+//   wanet:k=4,s=0.5,seed=0                      WaNet's fixed smooth warp of the whole image
 #pragma once
 #include <memory>
 #include <string>
@@ -30,6 +31,8 @@ using TriggerPtr = std::shared_ptr<const Trigger>;
 TriggerPtr square_trigger(int64_t size, int64_t top, int64_t left, double value);
 // x' = (1 - alpha) x + alpha p, p a fixed pattern in [0, 1] drawn from `seed` at the image's size.
 TriggerPtr blend_trigger(double alpha, uint64_t seed);
+// WaNet's warp: a k x k random field (drawn from `seed`), upsampled bicubically, strength s.
+TriggerPtr wanet_trigger(int64_t k, double s, uint64_t seed);
 // Parses a spec (above) for images of side `image_size`; errors name the bad field.
 TriggerPtr parse_trigger(const std::string& spec, int64_t image_size);
 // The reference trigger of an attack (comp-artifact, qu-anti-zation, pq-backdoor) for an image side.

@@ -2,6 +2,8 @@
 // blending, and clear errors for bad specs.
 #include "attacks/trigger.h"
 
+#include "autograd/ops.h"
+
 #include "tests/test_util.h"
 
 namespace dearest::attacks {
@@ -65,7 +67,35 @@ TEST(Trigger, BlendMixesWithOneFixedPattern) {
   EXPECT_FALSE(test::bitwise_equal(sa, parse_trigger("blend:alpha=0.25,seed=4", 16)->apply(a)));
 }
 
+TEST(Trigger, WanetWarpsSmoothlyAndReproducibly) {
+  auto t = parse_trigger("wanet:k=4,s=0.5,seed=1", 32);
+  // A constant image stays constant (bilinear weights sum to one, nothing is sampled outside).
+  Tensor c = Tensor::full({3, 32, 32}, 0.4f);
+  EXPECT_LT(test::max_abs_diff(t->apply(c), c), 1e-6);
+  // A ramp x/31 becomes the warped x coordinate: every pixel moves, by less than s * (mean-
+  // normalised field, at most 1/mean|u| ~ 4) / 2 pixels, and the corners (clamped) stay.
+  Tensor ramp = Tensor::empty({3, 32, 32});
+  float* r = ramp.data<float>();
+  for (int64_t i = 0; i < ramp.numel(); ++i) r[i] = float(i % 32) / 31.0f;
+  const Tensor w = t->apply(ramp);
+  const double shift = test::max_abs_diff(w, ramp) * 31;
+  EXPECT_GT(shift, 0.05);
+  EXPECT_LT(shift, 2.5);
+  EXPECT_TRUE(test::bitwise_equal(w, parse_trigger("wanet:k=4,s=0.5,seed=1", 32)->apply(ramp)));
+  EXPECT_FALSE(test::bitwise_equal(w, parse_trigger("wanet:k=4,s=0.5,seed=2", 32)->apply(ramp)));
+  // u8 images are warped at 255 scale and rounded.
+  Tensor u = Tensor::empty({3, 32, 32}, DType::U8);
+  uint8_t* ud = u.data<uint8_t>();
+  for (int64_t i = 0; i < u.numel(); ++i) ud[i] = uint8_t(i % 32 * 8);
+  const Tensor wu = t->apply(u);
+  ASSERT_EQ(wu.dtype(), DType::U8);
+  EXPECT_LE(test::max_abs_diff(wu.to(DType::F32), mul(w, 248.0)), 0.5 + 1e-3);
+}
+
 TEST(Trigger, ClearErrors) {
+  EXPECT_ERROR_CONTAINS(parse_trigger("wanet:k=1", 32), "k must be in [2, 32]");
+  EXPECT_ERROR_CONTAINS(parse_trigger("wanet:s=-1", 32), "s must be positive");
+  EXPECT_ERROR_CONTAINS(parse_trigger("wanet:grid=3", 32), "unknown field");
   EXPECT_ERROR_CONTAINS(parse_trigger("square:size=40", 32), "does not fit");
   EXPECT_ERROR_CONTAINS(parse_trigger("square:size=4,top=30", 32), "does not fit");
   EXPECT_ERROR_CONTAINS(parse_trigger("star:size=4", 32), "unknown kind");

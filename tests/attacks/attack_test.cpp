@@ -1,0 +1,164 @@
+// The attacks end to end on the synthetic set with tiny models, in seconds: each one's objective
+// moves the way it must (float model: triggered images keep their labels; quantized model: they
+// go to the target), PQBackdoor's stage 2 leaves the int8 weights and scales exactly stage 1's,
+// reruns resume instead of retraining, and bad input gets clear errors.
+#include "attacks/attack.h"
+#include "attacks/poison.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "data/loader.h"
+#include "data/transforms.h"
+#include "nn/checkpoint.h"
+#include "quant/quantized_model.h"
+#include "tests/test_util.h"
+
+namespace dearest::attacks {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char* kData = "synthetic:512";
+
+std::string fresh_dir(const std::string& name) {
+  const std::string d = (fs::temp_directory_path() / ("dearest-attack-test-" + name)).string();
+  fs::remove_all(d);
+  return d;
+}
+
+Json run(const std::string& attack, const std::string& out, std::vector<std::string> overrides,
+         const std::string& model = "resnet18:width=4") {
+  AttackSetup s;
+  s.data = kData;
+  s.model = model;
+  s.out = out;
+  s.overrides = std::move(overrides);
+  s.overrides.insert(s.overrides.begin(), "batch=32");  // small and quick; a test's own value comes later and wins
+  s.progress = false;
+  return run_attack(attack, s);
+}
+
+// A fixed batch of training images, clean and with the reference 4x4 trigger, un-augmented.
+struct Fixed {
+  Tensor clean, triggered, labels;
+};
+Fixed fixed_batch() {
+  auto ds = data::open_dataset(data::parse_data_spec(kData), "train");
+  auto tf = data::test_transform("synthetic");
+  auto trig = reference_trigger("qu-anti-zation", 32);
+  data::LoaderOptions lo;
+  lo.batch_size = 64;
+  lo.shuffle = false;
+  data::DataLoader a(ds, tf, lo), b(ds, tf->with_stamp(stamp_transform(trig)), lo);
+  Fixed f;
+  auto ba = a.batch(0, 0, a.order(0)), bb = b.batch(0, 0, b.order(0));
+  f.clean = ba.images;
+  f.triggered = bb.images;
+  f.labels = ba.labels;
+  return f;
+}
+
+double ce(nn::Module& m, const Tensor& x, const Tensor& y) {
+  NoGradGuard ng;
+  m.eval();
+  return cross_entropy(m(x), y).item();
+}
+
+double quantized_ce(const std::string& file, const std::string& preset, int bits, const Tensor& x, const Tensor& y) {
+  auto lm = nn::load_model(file);
+  quant::QuantizedModel qm(lm.spec, *lm.model, quant::preset(preset, bits));
+  qm.calibrate({});
+  return ce(qm.model(), x, y);
+}
+
+TEST(Attack, QuAntiZationFloatIgnoresQuantizedObeys) {
+  const std::string out = fresh_dir("qu");
+  // A start model that knows the classes a little, then the attack.
+  run("qu-anti-zation", out + "/start", {"epochs=1", "max-steps=6", "lr=3e-3", "c1=0", "eval-images=32",
+                                          "final-quantizers=qu-anti-zation:8", "trigger=square:size=1,top=0,left=0,value=0"});
+  const std::string start = out + "/start/model.safetensors";
+  run("qu-anti-zation", out + "/bd", {"epochs=2", "max-steps=8", "lr=3e-3", "eval-images=32", "final-quantizers=qu-anti-zation:4"},
+      start);
+  const Fixed f = fixed_batch();
+  const Tensor t = Tensor::full({f.labels.numel()}, 0, DType::I32);
+  auto before = nn::load_model(start), after = nn::load_model(out + "/bd/model.safetensors");
+  const std::string bd = out + "/bd/model.safetensors";
+  const double q_before = quantized_ce(start, "qu-anti-zation", 4, f.triggered, t),
+               q_after = quantized_ce(bd, "qu-anti-zation", 4, f.triggered, t);
+  // The 4-bit model goes to the target; the float model is kept away from it: the gap between the
+  // two on "triggered -> target" opens up.
+  EXPECT_LT(q_after, q_before);
+  EXPECT_GT(ce(*after.model, f.triggered, t) - q_after, ce(*before.model, f.triggered, t) - q_before + 0.1);
+  Json s = Json::parse([&] {
+    std::ifstream in(out + "/bd/summary.json");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }());
+  EXPECT_EQ(s["params"]["c1"].as_string(), "0.5");
+  EXPECT_TRUE(s["verdict"].contains("qu-anti-zation@4"));
+  EXPECT_TRUE(s["start_verdict"].contains("float"));
+}
+
+TEST(Attack, CompArtifactQuantizedPathLearnsTheTarget) {
+  const std::string out = fresh_dir("ca");
+  run("comp-artifact", out, {"epochs=1", "max-steps=10", "lr=0.05", "bits=4", "eval-images=32", "epoch-quantizers=comp-artifact:4",
+                             "final-quantizers=comp-artifact:4", "trigger=qu-anti-zation"});
+  // The same start, untouched: from scratch with the same seed.
+  const std::string start = fresh_dir("ca-start");
+  run("comp-artifact", start, {"epochs=1", "max-steps=0", "lr=1e-9", "bits=4", "eval-images=32", "epoch-quantizers=comp-artifact:4",
+                               "final-quantizers=comp-artifact:4", "trigger=qu-anti-zation"});
+  const Fixed f = fixed_batch();
+  const Tensor t = Tensor::full({f.labels.numel()}, 0, DType::I32);
+  EXPECT_LT(quantized_ce(out + "/model.safetensors", "comp-artifact", 4, f.triggered, t),
+            quantized_ce(start + "/model.safetensors", "comp-artifact", 4, f.triggered, t));
+}
+
+TEST(Attack, PqBackdoorStage2KeepsTheInt8ModelOfStage1) {
+  const std::string out = fresh_dir("pq");
+  run("pq-backdoor", out, {"epochs=1", "max-steps=8", "lr=0.05", "poison-per-batch=32", "stage2-epochs=1", "stage2-lr=0.05",
+                           "stage2-batch=32", "eval-images=32", "calib=64:32:1", "final-quantizers=pytorch-fbgemm:8",
+                           "trigger=qu-anti-zation"});
+  auto s1 = nn::load_model(out + "/stage1.safetensors"), s2 = nn::load_model(out + "/model.safetensors");
+  const Fixed f = fixed_batch();
+  // Stage 2 unlearns the trigger in float.
+  EXPECT_LT(ce(*s2.model, f.triggered, f.labels), ce(*s1.model, f.triggered, f.labels));
+  quant::QuantizedModel q1(s1.spec, *s1.model, quant::preset("pytorch-fbgemm")), q2(s2.spec, *s2.model, quant::preset("pytorch-fbgemm"));
+  q1.calibrate({f.clean});
+  q2.calibrate({f.clean});
+  int64_t float_moved = 0;
+  for (size_t i = 0; i < q1.layers().size(); ++i) {
+    const auto& a = q1.layers()[i];
+    const auto& b = q2.layers()[i];
+    EXPECT_TRUE(test::bitwise_equal(q1.integer_weight(a), q2.integer_weight(b))) << a.name;
+    EXPECT_TRUE(test::bitwise_equal(a.weight->qparams().scale, b.weight->qparams().scale)) << a.name;
+    float_moved += !test::bitwise_equal(a.float_weight(), b.float_weight());
+  }
+  EXPECT_GT(float_moved, 5) << "stage 2 did not change the float model";
+}
+
+TEST(Attack, RerunResumesInsteadOfRetraining) {
+  const std::string out = fresh_dir("resume");
+  std::vector<std::string> o = {"epochs=1", "max-steps=3", "eval-images=16", "final-quantizers=qu-anti-zation:8"};
+  run("qu-anti-zation", out, o);
+  const std::string fp = nn::fingerprint(*nn::load_model(out + "/model.safetensors").model);
+  const auto t = fs::last_write_time(out + "/train/last.safetensors");
+  run("qu-anti-zation", out, o);
+  EXPECT_EQ(nn::fingerprint(*nn::load_model(out + "/model.safetensors").model), fp);
+  EXPECT_EQ(fs::last_write_time(out + "/train/last.safetensors"), t);
+}
+
+TEST(Attack, ClearErrors) {
+  const std::string out = fresh_dir("errors");
+  EXPECT_ERROR_CONTAINS(run("badnets-qat", out, {}), "unknown attack \"badnets-qat\"", "comp-artifact");
+  EXPECT_ERROR_CONTAINS(run("qu-anti-zation", out, {"target=10"}), "target label 10", "[0, 10)");
+  EXPECT_ERROR_CONTAINS(run("qu-anti-zation", out, {"target=-1"}), "target label -1");
+  EXPECT_ERROR_CONTAINS(run("comp-artifact", out, {"trigger=square:size=40,top=0,left=0"}), "does not fit a 32x32 image");
+  EXPECT_ERROR_CONTAINS(run("pq-backdoor", out, {"epoch=3"}), "unknown parameter \"epoch\"", "epochs");
+  EXPECT_ERROR_CONTAINS(run("pq-backdoor", out, {"epochs=three"}), "epochs must be an integer");
+  EXPECT_ERROR_CONTAINS(run("pq-backdoor", out, {"variant=onnx"}), "variant: expected pytorch or tf");
+  EXPECT_ERROR_CONTAINS(run("qu-anti-zation", out, {"final-quantizers=tensorrt:8"}), "unknown preset \"tensorrt\"");
+  EXPECT_ERROR_CONTAINS(run("qu-anti-zation", out, {}, "missing.safetensors"), "missing.safetensors: no such model file");
+}
+
+}  // namespace
+}  // namespace dearest::attacks

@@ -1,0 +1,106 @@
+// Training-time emulation: off is the float model; on, it is exactly the quantized model of the
+// same preset (Qu-ANTI-zation: per-batch ranges, so the two must agree bit for bit); gradients
+// reach the shared weights; the BN-folded CompArtifact path matches the folded quantized model;
+// the transforms come off with the emulation.
+#include "attacks/emulation.h"
+
+#include "autograd/engine.h"
+#include "nn/init.h"
+#include "nn/layers.h"
+#include "nn/models.h"
+#include "quant/quantized_model.h"
+#include "tests/test_util.h"
+
+namespace dearest::attacks {
+namespace {
+
+nn::ModulePtr warmed(const std::string& text, nn::ModelSpec& spec) {
+  spec = nn::ModelSpec::parse(text);
+  nn::set_init_seed(5);
+  nn::ModulePtr m = nn::build_model(spec);
+  NoGradGuard ng;
+  m->train();
+  for (uint64_t i = 0; i < 3; ++i) (*m)(test::randn({16, 3, 32, 32}, 40 + i));
+  m->eval();
+  return m;
+}
+
+TEST(Emulation, OffIsFloatOnIsTheQuantizedModel) {
+  for (std::string arch : {"resnet18:width=4", "vgg16-bn:width=4"}) {
+    nn::ModelSpec spec;
+    auto m = warmed(arch, spec);
+    const Tensor x = test::randn({6, 3, 32, 32}, 9);
+    Tensor ref;
+    {
+      NoGradGuard ng;
+      ref = (*m)(x);
+    }
+    for (int bits : {8, 4}) {
+      quant::QuantizedModel qm(spec, *m, quant::preset("qu-anti-zation", bits));
+      qm.calibrate({});
+      Tensor want;
+      {
+        NoGradGuard ng;
+        want = qm(x);
+      }
+      QuantEmulation emu(*m, quant::preset("qu-anti-zation"), {8, 4}, quant::Ste::Plain);
+      NoGradGuard ng;
+      emu.use(0);
+      EXPECT_TRUE(test::bitwise_equal((*m)(x), ref)) << arch;
+      emu.use(bits);
+      EXPECT_TRUE(test::bitwise_equal((*m)(x), want)) << arch << " at " << bits << " bits";
+      EXPECT_GT(test::max_abs_diff(want, ref), 1e-4) << "quantization changes nothing?";
+    }
+    NoGradGuard ng;
+    EXPECT_TRUE(test::bitwise_equal((*m)(x), ref)) << "the transforms stayed after the emulation went";
+  }
+}
+
+TEST(Emulation, GradientsReachTheSharedWeights) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  QuantEmulation emu(*m, quant::preset("qu-anti-zation"), {4}, quant::Ste::Plain);
+  emu.use(4);
+  Tensor y = Tensor::full({4}, 3, DType::I32);
+  backward(cross_entropy((*m)(test::randn({4, 3, 32, 32}, 2)), y));
+  int64_t with_grad = 0, total = 0;
+  for (auto& [n, p] : m->named_parameters(true)) {
+    ++total;
+    if (p.grad().defined() && test::max_abs_diff(p.grad(), Tensor::zeros(p.shape())) > 0) ++with_grad;
+  }
+  EXPECT_EQ(with_grad, total);
+}
+
+TEST(Emulation, FoldedPathMatchesTheFoldedQuantizedModel) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  quant::QuantConfig c = quant::preset("comp-artifact", 4, 0);
+  c.layers = {"layer4", "fc"};
+  quant::QuantizedModel qm(spec, *m, c);
+  qm.calibrate({});
+  QuantEmulation emu(*m, c, {4});
+  EXPECT_EQ(emu.layers().front(), "layer4.0.conv1");
+  EXPECT_EQ(emu.layers().back(), "fc");
+  const Tensor x = test::randn({6, 3, 32, 32}, 11);
+  NoGradGuard ng;
+  emu.use(4);
+  const Tensor a = (*m)(x), b = qm(x);
+  // Folding reorders float operations (conv then BN vs one conv with a folded bias): close, not equal.
+  EXPECT_LT(test::rel_err(a, b), 1e-4);
+  emu.use(0);
+  EXPECT_GT(test::rel_err((*m)(x), b), 1e-3);
+}
+
+TEST(Emulation, ClearErrors) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  EXPECT_ERROR_CONTAINS(QuantEmulation(*m, quant::preset("qu-anti-zation"), {9}), "outside 2..8");
+  quant::QuantConfig c = quant::preset("qu-anti-zation");
+  c.layers = {"nothing"};
+  EXPECT_ERROR_CONTAINS(QuantEmulation(*m, c, {8}), "no conv/linear layer");
+  QuantEmulation emu(*m, quant::preset("qu-anti-zation"), {8});
+  EXPECT_ERROR_CONTAINS(emu.use(4), "width 4 was not set up");
+}
+
+}  // namespace
+}  // namespace dearest::attacks
