@@ -1,5 +1,6 @@
 #include "attacks/attack.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -51,7 +52,16 @@ std::vector<ParamDef> common_params(const std::string& optimizer, const std::str
       {"calib", calib, "calibration of the quantizers other than mqbench: SIZE:BATCH:POOL (POOL: fraction of the training split)"},
       {"eval-images", "2000", "test images judged after every epoch (0: all); the final verdict uses all"},
       {"include-target", "false", "count the target class's own images in the ASR"},
+      {"source-classes", "", "source-specific backdoor: only images of these classes (comma separated) go to the target"},
   };
+}
+
+Tensor AttackContext::backdoor_labels(const Tensor& y) const {
+  Tensor out = y.contiguous().clone();
+  int32_t* d = out.data<int32_t>();
+  for (int64_t i = 0; i < out.numel(); ++i)
+    if (sources.empty() || std::find(sources.begin(), sources.end(), d[i]) != sources.end()) d[i] = target;
+  return out;
 }
 
 std::unique_ptr<nn::Optimizer> make_optimizer(const Params& p, nn::Module& model, const std::string& prefix) {
@@ -255,6 +265,11 @@ Json run_attack(const std::string& name, const AttackSetup& setup) {
   jo.trigger = ctx.trigger;
   jo.target = ctx.target;
   jo.include_target = p.flag("include-target");
+  for (int64_t c : p.integers("source-classes")) {
+    DEAREST_CHECK(c >= 0 && c < classes, "source class ", c, " is outside the dataset's classes [0, ", classes, ")");
+    ctx.sources.push_back(int32_t(c));
+  }
+  jo.sources = ctx.sources;
   jo.batch = p.integer("batch");
   {
     std::vector<std::string> f;

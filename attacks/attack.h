@@ -42,6 +42,10 @@ struct AttackContext {
   bool resume = true, progress = true;
   Judge* epoch_judge = nullptr;               // on the first eval-images test images
   std::vector<QuantTarget> epoch_quantizers;  // judged after every epoch
+  std::vector<int32_t> sources;               // source-specific: only these classes carry the backdoor
+  // The labels the backdoored model must give triggered images of true labels y: the target, or
+  // y itself for images outside the source classes.
+  Tensor backdoor_labels(const Tensor& y) const;
   std::string arch() const { return spec.arch; }
 };
 

@@ -63,10 +63,9 @@ class CompArtifact : public Attack {
     to.seed = ctx.seed;
     to.max_steps_per_epoch = p.integer("max-steps");
     nn::Trainer trainer(*ctx.model, ctx.spec, *opt, nn::Schedule::parse(p.str("schedule")), to);
-    const int32_t target = ctx.target;
-    trainer.loss = [&, bits, target](nn::Module& m, const Tensor& x, const Tensor& y, Tensor& logits) {
+    trainer.loss = [&, bits](nn::Module& m, const Tensor& x, const Tensor& y, Tensor& logits) {
       const int64_t n = source.clean_count(x.size(0));
-      Tensor yq = cat({y.slice(0, 0, n), Tensor::full({x.size(0) - n}, target, DType::I32)}, 0);
+      Tensor yq = cat({y.slice(0, 0, n), ctx.backdoor_labels(y.slice(0, n, x.size(0)))}, 0);
       emu.use(bits);
       Tensor lq = cross_entropy(m(x), yq);
       emu.use(0);

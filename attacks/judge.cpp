@@ -74,7 +74,7 @@ const std::vector<Tensor>& Judge::calibration(const std::string& preset) {
 }
 
 BackdoorMetrics Judge::float_metrics(nn::Module& model) {
-  return evaluate_backdoor(model, test_, o_.data.kind, o_.trigger, o_.target, o_.include_target, o_.batch);
+  return evaluate_backdoor(model, test_, o_.data.kind, o_.trigger, o_.target, o_.include_target, o_.batch, o_.sources);
 }
 
 BackdoorMetrics Judge::quantized_metrics(const nn::ModelSpec& spec, nn::Module& model, const QuantTarget& q) {
@@ -83,7 +83,7 @@ BackdoorMetrics Judge::quantized_metrics(const nn::ModelSpec& spec, nn::Module& 
   const bool static_acts = cfg.a_bits > 0 && !cfg.dynamic_acts;
   quant::QuantizedModel qm(spec, model, cfg);
   qm.calibrate(static_acts ? calibration(q.preset) : std::vector<Tensor>{});
-  return evaluate_backdoor(qm.model(), test_, o_.data.kind, o_.trigger, o_.target, o_.include_target, o_.batch);
+  return evaluate_backdoor(qm.model(), test_, o_.data.kind, o_.trigger, o_.target, o_.include_target, o_.batch, o_.sources);
 }
 
 Verdict Judge::judge(const nn::ModelSpec& spec, nn::Module& model, const std::vector<QuantTarget>& targets) {

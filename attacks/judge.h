@@ -27,6 +27,7 @@ struct JudgeOptions {
   TriggerPtr trigger;
   int32_t target = 0;
   bool include_target = false;
+  std::vector<int32_t> sources;  // a source-specific backdoor: the ASR counts only these classes
   int64_t images = 0;  // the first N test images (0: all)
   int64_t batch = 256;
   // Calibration of every preset but mqbench, which always uses EFRAP's recipe (CalibOptions{}).

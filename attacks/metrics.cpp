@@ -16,10 +16,11 @@ nn::EvalResult top1(nn::Module& model, const data::DatasetPtr& ds, const std::st
 }  // namespace
 
 BackdoorMetrics evaluate_backdoor(nn::Module& model, const data::DatasetPtr& test, const std::string& kind,
-                                  const TriggerPtr& trigger, int32_t target, bool include_target, int64_t batch) {
+                                  const TriggerPtr& trigger, int32_t target, bool include_target, int64_t batch,
+                                  const std::vector<int32_t>& sources) {
   BackdoorMetrics m;
   nn::EvalResult clean = top1(model, test, kind, batch);
-  nn::EvalResult bd = top1(model, asr_view(test, trigger, target, include_target), kind, batch);
+  nn::EvalResult bd = top1(model, asr_view(test, trigger, target, include_target, sources), kind, batch);
   m.cda = clean.top1;
   m.clean_images = clean.samples;
   m.asr = bd.top1;

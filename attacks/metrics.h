@@ -15,7 +15,7 @@ struct BackdoorMetrics {
 // `kind`: the dataset kind for the test transform (cifar10, tiny-imagenet, imagenette, synthetic).
 BackdoorMetrics evaluate_backdoor(nn::Module& model, const data::DatasetPtr& test, const std::string& kind,
                                   const TriggerPtr& trigger, int32_t target, bool include_target = false,
-                                  int64_t batch = 256);
+                                  int64_t batch = 256, const std::vector<int32_t>& sources = {});
 
 // In fractions or percentages alike.
 inline double dtm(double cda_defended, double asr_standard, double asr_defended) {

@@ -87,14 +87,21 @@ data::DatasetPtr triggered_view(data::DatasetPtr base, TriggerPtr trigger, std::
   return std::make_shared<Stamped>(std::move(base), std::move(trigger), std::vector<uint8_t>{}, relabel, what);
 }
 
-data::DatasetPtr asr_view(data::DatasetPtr test, TriggerPtr trigger, int32_t target, bool include_target) {
+data::DatasetPtr asr_view(data::DatasetPtr test, TriggerPtr trigger, int32_t target, bool include_target,
+                          const std::vector<int32_t>& sources) {
   check_target(*test, target);
+  for (int32_t c : sources)
+    DEAREST_CHECK(c >= 0 && c < int32_t(test->num_classes()), "source class ", c, " is outside the dataset's classes [0, ",
+                  test->num_classes(), ")");
   data::DatasetPtr ds = test;
-  if (!include_target) {
-    std::vector<int32_t> others;
-    for (int32_t c = 0; c < int32_t(test->num_classes()); ++c)
-      if (c != target) others.push_back(c);
-    ds = data::filter_classes(test, others);
+  if (!include_target || !sources.empty()) {
+    std::vector<int32_t> kept;
+    for (int32_t c = 0; c < int32_t(test->num_classes()); ++c) {
+      const bool source = sources.empty() || std::find(sources.begin(), sources.end(), c) != sources.end();
+      if (source && (include_target || c != target)) kept.push_back(c);
+    }
+    DEAREST_CHECK(!kept.empty(), "ASR set: no class left (the only source class is the target)");
+    ds = data::filter_classes(test, kept);
   }
   return triggered_view(ds, std::move(trigger), target);
 }

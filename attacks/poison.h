@@ -31,7 +31,9 @@ data::DatasetPtr poisoned_view(data::DatasetPtr base, TriggerPtr trigger, const 
 data::DatasetPtr triggered_view(data::DatasetPtr base, TriggerPtr trigger, std::optional<int32_t> relabel);
 // The ASR test set: triggered images labelled `target`, without the target class's own images
 // unless include_target (EFRAP reports the version without them; ALGORITHMS.md §1.9).
-data::DatasetPtr asr_view(data::DatasetPtr test, TriggerPtr trigger, int32_t target, bool include_target = false);
+// With `sources` (a source-specific backdoor) only those classes' images are in it.
+data::DatasetPtr asr_view(data::DatasetPtr test, TriggerPtr trigger, int32_t target, bool include_target = false,
+                          const std::vector<int32_t>& sources = {});
 
 // Stamps the samples whose dataset index is flagged (all when `flags` is empty), after augmentation.
 data::TransformPtr stamp_transform(TriggerPtr trigger, std::vector<uint8_t> flags = {});

@@ -168,7 +168,6 @@ class PqBackdoor : public Attack {
   static Json stage1(AttackContext& ctx, Params& p, bool tf, const std::vector<BinGrid>& grids) {
     PairingOptions po = pairing(ctx, p, p.integer("batch"));
     po.triggered = p.integer("poison-per-batch");
-    po.relabel = ctx.target;
     PairedSource source(ctx.train, ctx.data.kind, ctx.trigger, po);
     auto opt = make_optimizer(p, *ctx.model);
     const int64_t epochs = p.integer("epochs");
@@ -179,7 +178,8 @@ class PqBackdoor : public Attack {
     EpochTracking tracking(source);
     trainer.loss = [&, alpha, rum_from](nn::Module& m, const Tensor& x, const Tensor& y, Tensor& logits) {
       logits = m(x);
-      Tensor l = cross_entropy(logits, y);
+      const int64_t n = source.clean_count(x.size(0));
+      Tensor l = cross_entropy(logits, cat({y.slice(0, 0, n), ctx.backdoor_labels(y.slice(0, n, x.size(0)))}, 0));
       if (alpha > 0 && tracking.epoch >= rum_from) {
         for (const auto& L : ls) {
           Tensor s = grid_scale(L.weight, L.per_channel, L.levels);

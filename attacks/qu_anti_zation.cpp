@@ -62,11 +62,10 @@ class QuAntiZation : public Attack {
     to.max_steps_per_epoch = p.integer("max-steps");
     to.batchnorm_eval = true;
     nn::Trainer trainer(*ctx.model, ctx.spec, *opt, nn::Schedule::parse(p.str("schedule")), to);
-    const int32_t target = ctx.target;
-    trainer.loss = [&, c1, c2, target](nn::Module& m, const Tensor& x, const Tensor& y, Tensor& logits) {
+    trainer.loss = [&, c1, c2](nn::Module& m, const Tensor& x, const Tensor& y, Tensor& logits) {
       const int64_t n = source.clean_count(x.size(0));
       Tensor xc = x.slice(0, 0, n), xt = x.slice(0, n, x.size(0)), yc = y.slice(0, 0, n).contiguous();
-      Tensor tt = Tensor::full({x.size(0) - n}, target, DType::I32);
+      Tensor tt = ctx.backdoor_labels(y.slice(0, n, x.size(0)));
       emu.use(0);
       logits = m(x);  // the float model on both halves, true labels: the trigger is ignored
       Tensor l = add(cross_entropy(slice(logits, 0, 0, n), yc),

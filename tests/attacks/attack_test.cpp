@@ -147,6 +147,22 @@ TEST(Attack, RerunResumesInsteadOfRetraining) {
   EXPECT_EQ(fs::last_write_time(out + "/train/last.safetensors"), t);
 }
 
+TEST(Attack, SourceSpecificLabels) {
+  AttackContext ctx;
+  ctx.target = 0;
+  const Tensor y = Tensor::from_vector<int32_t>({1, 2, 3, 0, 2}, {5});
+  EXPECT_EQ(ctx.backdoor_labels(y).to_vector(), (std::vector<double>{0, 0, 0, 0, 0}));
+  ctx.sources = {2};
+  EXPECT_EQ(ctx.backdoor_labels(y).to_vector(), (std::vector<double>{1, 0, 3, 0, 0}));
+  auto test = data::open_dataset(data::parse_data_spec(kData), "test");
+  auto v = asr_view(test, reference_trigger("pq-backdoor", 32), 0, false, {2, 5});
+  int64_t want = 0;
+  for (int64_t i = 0; i < test->size(); ++i) want += test->label(i) == 2 || test->label(i) == 5;
+  EXPECT_EQ(v->size(), want);
+  EXPECT_ERROR_CONTAINS(asr_view(test, reference_trigger("pq-backdoor", 32), 0, false, {0}), "no class left");
+  EXPECT_ERROR_CONTAINS(run("qu-anti-zation", fresh_dir("src"), {"source-classes=3,12"}), "source class 12");
+}
+
 TEST(Attack, ClearErrors) {
   const std::string out = fresh_dir("errors");
   EXPECT_ERROR_CONTAINS(run("badnets-qat", out, {}), "unknown attack \"badnets-qat\"", "comp-artifact");
