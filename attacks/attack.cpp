@@ -36,7 +36,7 @@ std::vector<ParamDef> common_params(const std::string& optimizer, const std::str
                                     const std::string& batch, const std::string& epoch_quantizers,
                                     const std::string& final_quantizers, const std::string& calib) {
   return {
-      {"trigger", "reference", "the trigger: reference (the attack's own), square:size=..,top=..,left=..,value=.., blend:alpha=..,seed=.."},
+      {"trigger", "reference", "the trigger: reference (the attack's own), square:size=..,top=..,left=..,value=.., blend:alpha=..,seed=.., wanet:k=..,s=..,seed=.."},
       {"target", "0", "the target label"},
       {"optimizer", optimizer, "sgd, adam or adamw"},
       {"lr", lr, "learning rate"},
