@@ -325,6 +325,7 @@ Json run_attack(const std::string& name, const AttackSetup& setup) {
   sum.set("runtime", Json::parse(runtime_manifest_json()));
   nn::save_model(setup.out + "/model.safetensors", *ctx.model, ctx.spec,
                  {{"attack", name}, {"trigger", ctx.trigger->describe()}, {"target", std::to_string(ctx.target)},
+                  {"trigger_spec", trig == "reference" ? name : trig}, {"source_classes", p.str("source-classes")},
                   {"dataset", setup.data}, {"classes", std::to_string(classes)}, {"attack_params", p.to_json().dump()}});
   std::ofstream(setup.out + "/summary.json") << sum.dump(2) << "\n";
   return sum;
