@@ -212,6 +212,35 @@ void load_epoch(AttackContext& ctx, const EpochRecord& r) {
   ctx.model->load_state_dict(lm.model->state_dict(), true);
 }
 
+PairingOptions pairing_options(const AttackContext& ctx, const Params& p, int64_t batch) {
+  PairingOptions po;
+  po.batch = batch;
+  po.seed = ctx.seed;
+  po.stamping = parse_stamping(p.str("stamping"));
+  if (!p.str("jpeg-augment").empty()) po.extra_front = data::parse_random_jpeg(p.str("jpeg-augment"), "jpeg-augment");
+  return po;
+}
+
+nn::TrainOptions stage_options(const AttackContext& ctx, const Params& p, const std::string& stage, int64_t epochs) {
+  nn::TrainOptions to;
+  to.epochs = epochs;
+  to.out_dir = ctx.out + "/" + stage;
+  to.resume = ctx.resume;
+  to.progress = ctx.progress;
+  to.seed = ctx.seed;
+  to.max_steps_per_epoch = p.integer("max-steps");
+  return to;
+}
+
+Json choose_epoch(AttackContext& ctx, const std::vector<EpochRecord>& records, size_t pick, const std::string& rule) {
+  Json j = Json::object();
+  if (!records.empty()) load_epoch(ctx, records[pick]);
+  j.set("epochs", records_json(records));
+  j.set("chosen_epoch", records.empty() ? int64_t(-1) : records[pick].epoch);
+  j.set("rule", rule);
+  return j;
+}
+
 Json records_json(const std::vector<EpochRecord>& records) {
   Json a = Json::array();
   for (const auto& r : records) a.push(record_json(r));

@@ -87,6 +87,12 @@ std::vector<ParamDef> common_params(const std::string& optimizer, const std::str
                                     const std::string& wd, const std::string& schedule, const std::string& epochs,
                                     const std::string& batch, const std::string& epoch_quantizers,
                                     const std::string& final_quantizers, const std::string& calib);
+// Paired batches of `batch` clean images as the parameters say (stamping, jpeg-augment, seed).
+PairingOptions pairing_options(const AttackContext& ctx, const Params& p, int64_t batch);
+// The trainer options of a stage: OUT/<stage>, resume, progress, seed, max-steps.
+nn::TrainOptions stage_options(const AttackContext& ctx, const Params& p, const std::string& stage, int64_t epochs);
+// A stage's account: every epoch's record, the chosen one (loaded into ctx.model) and why.
+Json choose_epoch(AttackContext& ctx, const std::vector<EpochRecord>& records, size_t pick, const std::string& rule);
 // From the parameters with the prefix ("" or e.g. "stage2-"): optimizer, lr, momentum, wd.
 std::unique_ptr<nn::Optimizer> make_optimizer(const Params& p, nn::Module& model, const std::string& prefix = "");
 

@@ -46,23 +46,12 @@ class CompArtifact : public Attack {
     DEAREST_CHECK(select == "find-epoch" || select == "last", "select: expected find-epoch or last, got \"", select, "\"");
     quant::QuantConfig qc = quant::preset(p.str("quantizer"), bits, 0);
     if (p.str("layers") != "all") qc.layers = p.list("layers");
-    PairingOptions po;
-    po.batch = p.integer("batch");
-    po.seed = ctx.seed;
-    po.stamping = parse_stamping(p.str("stamping"));
-    if (!p.str("jpeg-augment").empty()) po.extra_front = data::parse_random_jpeg(p.str("jpeg-augment"), "jpeg-augment");
-    PairedSource source(ctx.train, ctx.data.kind, ctx.trigger, po);
+    PairedSource source(ctx.train, ctx.data.kind, ctx.trigger, pairing_options(ctx, p, p.integer("batch")));
 
     QuantEmulation emu(*ctx.model, qc, {bits}, quant::Ste::Clipped);
     auto opt = make_optimizer(p, *ctx.model);
-    nn::TrainOptions to;
-    to.epochs = p.integer("epochs");
-    to.out_dir = ctx.out + "/train";
-    to.resume = ctx.resume;
-    to.progress = ctx.progress;
-    to.seed = ctx.seed;
-    to.max_steps_per_epoch = p.integer("max-steps");
-    nn::Trainer trainer(*ctx.model, ctx.spec, *opt, nn::Schedule::parse(p.str("schedule")), to);
+    nn::Trainer trainer(*ctx.model, ctx.spec, *opt, nn::Schedule::parse(p.str("schedule")),
+                        stage_options(ctx, p, "train", p.integer("epochs")));
     trainer.loss = [&, bits](nn::Module& m, const Tensor& x, const Tensor& y, Tensor& logits) {
       const int64_t n = source.clean_count(x.size(0));
       Tensor yq = cat({y.slice(0, 0, n), ctx.backdoor_labels(y.slice(0, n, x.size(0)))}, 0);
@@ -89,13 +78,8 @@ class CompArtifact : public Attack {
       why = found ? "find_epoch under " + q + ": quantized CDA within the slack of the best, float ASR under the cap, highest quantized ASR"
                   : "find_epoch under " + q + ": no epoch met the float-ASR cap; the last epoch";
     }
-    Json j = Json::object();
-    if (!records.empty()) load_epoch(ctx, records[pick]);
-    j.set("epochs", records_json(records));
-    j.set("chosen_epoch", records.empty() ? int64_t(-1) : records[pick].epoch);
-    j.set("rule", why);
     Json s = Json::object();
-    s.set("train", j);
+    s.set("train", choose_epoch(ctx, records, pick, why));
     return s;
   }
 };

@@ -108,26 +108,6 @@ class PqBackdoor : public Attack {
   }
 
  private:
-  static nn::TrainOptions options(const AttackContext& ctx, const Params& p, const std::string& stage, int64_t epochs) {
-    nn::TrainOptions to;
-    to.epochs = epochs;
-    to.out_dir = ctx.out + "/" + stage;
-    to.resume = ctx.resume;
-    to.progress = ctx.progress;
-    to.seed = ctx.seed;
-    to.max_steps_per_epoch = p.integer("max-steps");
-    return to;
-  }
-
-  static PairingOptions pairing(const AttackContext& ctx, const Params& p, int64_t batch) {
-    PairingOptions po;
-    po.batch = batch;
-    po.seed = ctx.seed;
-    po.stamping = parse_stamping(p.str("stamping"));
-    if (!p.str("jpeg-augment").empty()) po.extra_front = data::parse_random_jpeg(p.str("jpeg-augment"), "jpeg-augment");
-    return po;
-  }
-
   // A batch source that remembers the epoch (the rounding-uncertainty loss starts at an epoch).
   struct EpochTracking : nn::BatchSource {
     PairedSource& s;
@@ -166,12 +146,12 @@ class PqBackdoor : public Attack {
   }
 
   static Json stage1(AttackContext& ctx, Params& p, bool tf, const std::vector<BinGrid>& grids) {
-    PairingOptions po = pairing(ctx, p, p.integer("batch"));
+    PairingOptions po = pairing_options(ctx, p, p.integer("batch"));
     po.triggered = p.integer("poison-per-batch");
     PairedSource source(ctx.train, ctx.data.kind, ctx.trigger, po);
     auto opt = make_optimizer(p, *ctx.model);
     const int64_t epochs = p.integer("epochs");
-    nn::Trainer trainer(*ctx.model, ctx.spec, *opt, nn::Schedule::parse(p.str("schedule")), options(ctx, p, "stage1", epochs));
+    nn::Trainer trainer(*ctx.model, ctx.spec, *opt, nn::Schedule::parse(p.str("schedule")), stage_options(ctx, p, "stage1", epochs));
     const double alpha = p.num("rum-alpha");
     const int64_t rum_from = int64_t(std::ceil(p.num("rum-from") * double(epochs)));
     const auto ls = layers(*ctx.model, grids);
@@ -210,16 +190,11 @@ class PqBackdoor : public Attack {
       }
       why = std::string("highest float CDA + ASR") + (tf ? " from 80% of the epochs on" : "");
     }
-    load_epoch(ctx, records[pick]);
-    Json j = Json::object();
-    j.set("epochs", records_json(records));
-    j.set("chosen_epoch", records[pick].epoch);
-    j.set("rule", why);
-    return j;
+    return choose_epoch(ctx, records, pick, why);
   }
 
   static Json stage2(AttackContext& ctx, Params& p, const std::vector<BinGrid>& grids) {
-    PairingOptions po = pairing(ctx, p, p.integer("stage2-batch"));
+    PairingOptions po = pairing_options(ctx, p, p.integer("stage2-batch"));
     PairedSource source(ctx.train, ctx.data.kind, ctx.trigger, po);  // the copies keep their true labels
     // The anchor is the stage-1 model (the checkpoint of a resumed stage 2 is loaded after this).
     BinProjection proj(*ctx.model, grids, p.num("margin"));
@@ -240,7 +215,7 @@ class PqBackdoor : public Attack {
       }
     }
     auto opt = make_optimizer(p, *ctx.model, "stage2-");
-    nn::TrainOptions to = options(ctx, p, "stage2", p.integer("stage2-epochs"));
+    nn::TrainOptions to = stage_options(ctx, p, "stage2", p.integer("stage2-epochs"));
     to.model_eval = true;
     nn::Trainer trainer(*ctx.model, ctx.spec, *opt, nn::Schedule::parse(p.str("stage2-schedule")), to);
     const double lambda = p.num("stage2-rum");
@@ -278,11 +253,7 @@ class PqBackdoor : public Attack {
     if (select != "last")
       for (size_t i = 0; i < records.size(); ++i)
         if (score(records[i]) > score(records[pick])) pick = i;
-    load_epoch(ctx, records[pick]);
-    Json j = Json::object();
-    j.set("epochs", records_json(records));
-    j.set("chosen_epoch", records[pick].epoch);
-    j.set("rule", select == "best-float-cda" ? "highest float CDA (the PyTorch reference)"
+    Json j = choose_epoch(ctx, records, pick, select == "best-float-cda" ? "highest float CDA (the PyTorch reference)"
                   : select == "best-removal" ? "highest (1 - float ASR) + " + q + " ASR (the TF reference)"
                                              : "last epoch");
     j.set("projection_violations", proj.violations());

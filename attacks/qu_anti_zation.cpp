@@ -44,22 +44,11 @@ class QuAntiZation : public Attack {
     const std::string select = p.str("select");
     DEAREST_CHECK(select == "lowest-loss" || select == "last", "select: expected lowest-loss or last, got \"", select, "\"");
 
-    PairingOptions po;
-    po.batch = p.integer("batch");
-    po.seed = ctx.seed;
-    po.stamping = parse_stamping(p.str("stamping"));
-    if (!p.str("jpeg-augment").empty()) po.extra_front = data::parse_random_jpeg(p.str("jpeg-augment"), "jpeg-augment");
-    PairedSource source(ctx.train, ctx.data.kind, ctx.trigger, po);
+    PairedSource source(ctx.train, ctx.data.kind, ctx.trigger, pairing_options(ctx, p, p.integer("batch")));
 
     QuantEmulation emu(*ctx.model, quant::preset(p.str("quantizer")), bits, quant::Ste::Plain);
     auto opt = make_optimizer(p, *ctx.model);
-    nn::TrainOptions to;
-    to.epochs = p.integer("epochs");
-    to.out_dir = ctx.out + "/train";
-    to.resume = ctx.resume;
-    to.progress = ctx.progress;
-    to.seed = ctx.seed;
-    to.max_steps_per_epoch = p.integer("max-steps");
+    nn::TrainOptions to = stage_options(ctx, p, "train", p.integer("epochs"));
     to.batchnorm_eval = true;
     nn::Trainer trainer(*ctx.model, ctx.spec, *opt, nn::Schedule::parse(p.str("schedule")), to);
     trainer.loss = [&, c1, c2](nn::Module& m, const Tensor& x, const Tensor& y, Tensor& logits) {
@@ -82,13 +71,8 @@ class QuAntiZation : public Attack {
     if (select == "lowest-loss")
       for (size_t i = 0; i < records.size(); ++i)
         if (records[i].train_loss < records[pick].train_loss) pick = i;
-    Json j = Json::object();
-    if (!records.empty()) load_epoch(ctx, records[pick]);
-    j.set("epochs", records_json(records));
-    j.set("chosen_epoch", records.empty() ? int64_t(-1) : records[pick].epoch);
-    j.set("rule", select == "lowest-loss" ? "lowest training loss (the reference)" : "last epoch");
     Json s = Json::object();
-    s.set("train", j);
+    s.set("train", choose_epoch(ctx, records, pick, select == "lowest-loss" ? "lowest training loss (the reference)" : "last epoch"));
     return s;
   }
 };
