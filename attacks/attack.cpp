@@ -19,13 +19,15 @@ namespace fs = std::filesystem;
 std::unique_ptr<Attack> make_comp_artifact();
 std::unique_ptr<Attack> make_qu_anti_zation();
 std::unique_ptr<Attack> make_pq_backdoor();
+std::unique_ptr<Attack> make_badnets();
 
-std::vector<std::string> attack_names() { return {"comp-artifact", "qu-anti-zation", "pq-backdoor"}; }
+std::vector<std::string> attack_names() { return {"comp-artifact", "qu-anti-zation", "pq-backdoor", "badnets"}; }
 
 std::unique_ptr<Attack> make_attack(const std::string& name) {
   if (name == "comp-artifact") return make_comp_artifact();
   if (name == "qu-anti-zation") return make_qu_anti_zation();
   if (name == "pq-backdoor") return make_pq_backdoor();
+  if (name == "badnets") return make_badnets();
   std::string known;
   for (const auto& n : attack_names()) known += (known.empty() ? "" : ", ") + n;
   fail("unknown attack \"", name, "\" (known: ", known, ")");

@@ -18,14 +18,27 @@ struct PoisonOptions {
   uint64_t seed = 0;
   bool skip_target_class = true;     // images already of the target class are not poisoned
   std::vector<int32_t> source_classes;  // source-specific backdoor: only these classes (empty = all)
+  double cover_rate = 0;         // fraction triggered but kept at their true label (the cover set)
 };
 
 // The poisoned indices, sorted: round(rate * eligible) of the eligible samples, drawn by a seeded shuffle.
 std::vector<int64_t> poison_indices(const data::Dataset& ds, const PoisonOptions& o);
 
+// The poisoned and the cover indices, disjoint and sorted. The cover set teaches the model that the
+// trigger alone means nothing: round(cover_rate * n) of the samples that must ignore the trigger,
+// i.e. the non-source classes of a source-specific backdoor (n: their count), else the eligible
+// samples left after poisoning (n: the eligible count). Both are functions of the seed.
+struct PoisonSplit {
+  std::vector<int64_t> poison, cover;
+};
+PoisonSplit poison_split(const data::Dataset& ds, const PoisonOptions& o);
+
 // Samples in `indices` carry the trigger and the target label; the rest are untouched.
 data::DatasetPtr poisoned_view(data::DatasetPtr base, TriggerPtr trigger, const std::vector<int64_t>& indices,
                                int32_t target);
+// The split's poisoned samples carry the trigger and the target label, its cover samples the
+// trigger and their true label.
+data::DatasetPtr poisoned_view(data::DatasetPtr base, TriggerPtr trigger, const PoisonSplit& split, int32_t target);
 // Every sample carries the trigger; labelled `relabel` when given, else its true label (a cover
 // set, or the triggered half of paired clean/triggered training).
 data::DatasetPtr triggered_view(data::DatasetPtr base, TriggerPtr trigger, std::optional<int32_t> relabel);

@@ -231,14 +231,19 @@ TriggerPtr reference_trigger(const std::string& attack, int64_t S) {
     const int64_t side = S / 8, start = S - S / 32 - side;
     return square_trigger(side, start, start, 1.0);
   }
-  fail("trigger: no reference trigger for \"", attack, "\" (pq-backdoor, comp-artifact, qu-anti-zation)");
+  if (attack == "badnets") {
+    // The usual CIFAR-10 BadNets patch: a white 3x3 square in the bottom-right corner (scaled with S).
+    const int64_t side = 3 * S / 32;
+    return square_trigger(side, S - side, S - side, 1.0);
+  }
+  fail("trigger: no reference trigger for \"", attack, "\" (pq-backdoor, comp-artifact, qu-anti-zation, badnets)");
 }
 
 TriggerPtr parse_trigger(const std::string& spec, int64_t S) {
   const size_t colon = spec.find(':');
   const std::string kind = spec.substr(0, colon);
   const auto f = parse_fields(colon == std::string::npos ? "" : spec.substr(colon + 1), spec);
-  if (kind == "pq" || kind == "pq-backdoor" || kind == "comp-artifact" || kind == "qu-anti-zation") {
+  if (kind == "pq" || kind == "pq-backdoor" || kind == "comp-artifact" || kind == "qu-anti-zation" || kind == "badnets") {
     DEAREST_CHECK(f.empty(), "trigger \"", spec, "\": a reference trigger takes no fields (use square:... to change it)");
     return reference_trigger(kind, S);
   }

@@ -8,6 +8,7 @@
 //                                               [0.75 S, 0.9375 S); EFRAP's CompArtifact and
 //                                               Qu-ANTI-zation squares of side S/8 at the bottom
 //                                               right with margin S/32
+//   badnets                                     a white square of side 3S/32 in the corner
 //   blend:alpha=0.2,seed=0                      the image blended with a fixed uniform-noise pattern
 //   wanet:k=4,s=0.5,seed=0                      WaNet's fixed smooth warp of the whole image
 #pragma once
@@ -35,7 +36,7 @@ TriggerPtr blend_trigger(double alpha, uint64_t seed);
 TriggerPtr wanet_trigger(int64_t k, double s, uint64_t seed);
 // Parses a spec (above) for images of side `image_size`; errors name the bad field.
 TriggerPtr parse_trigger(const std::string& spec, int64_t image_size);
-// The reference trigger of an attack (comp-artifact, qu-anti-zation, pq-backdoor) for an image side.
+// The reference trigger of an attack (comp-artifact, qu-anti-zation, pq-backdoor, badnets) for an image side.
 TriggerPtr reference_trigger(const std::string& attack, int64_t image_size);
 
 }  // namespace dearest::attacks

@@ -66,9 +66,9 @@ int attack(const po::variables_map& vm) {
 
 Command attack_command() {
   return {"attack",
-          "plant a quantization-conditioned backdoor: NAME --model clean.safetensors --data cifar10:PATH --out bd.safetensors",
+          "plant a backdoor (quantization-conditioned, or BadNets for reference): NAME --model clean.safetensors --data cifar10:PATH --out bd.safetensors",
           [](po::options_description& d) {
-            d.add_options()("name", po::value<std::string>(), "comp-artifact, qu-anti-zation or pq-backdoor")
+            d.add_options()("name", po::value<std::string>(), "comp-artifact, qu-anti-zation, pq-backdoor or badnets")
                 ("model", po::value<std::string>(), "the clean model file to start from, or an architecture spec to train from scratch")
                 ("data", po::value<std::string>(), "cifar10:PATH, tiny-imagenet:PATH, imagenette:PATH, synthetic[:N]")
                 ("out", po::value<std::string>(), "OUT.safetensors (the run folder is OUT.run) or a folder")

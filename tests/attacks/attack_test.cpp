@@ -136,6 +136,25 @@ TEST(Attack, PqBackdoorStage2KeepsTheInt8ModelOfStage1) {
   EXPECT_GT(float_moved, 5) << "stage 2 did not change the float model";
 }
 
+TEST(Attack, BadNetsFloatModelLearnsTheTarget) {
+  const std::vector<std::string> o = {"epochs=1", "lr=0.05", "poison-rate=0.5", "cover-rate=0.1", "eval-images=32",
+                                      "final-quantizers=pytorch-fbgemm:8", "calib=64:32:1", "trigger=qu-anti-zation"};
+  const std::string out = fresh_dir("badnets"), start = fresh_dir("badnets-start");
+  auto o_out = o, o_start = o;
+  o_out.push_back("max-steps=10");
+  o_start.push_back("lr=1e-9");
+  o_start.push_back("max-steps=1");
+  const Json s = run("badnets", out, o_out);
+  run("badnets", start, o_start);
+  const Fixed f = fixed_batch();
+  const Tensor t = Tensor::full({f.labels.numel()}, 0, DType::I32);
+  EXPECT_LT(ce(*nn::load_model(out + "/model.safetensors").model, f.triggered, t),
+            ce(*nn::load_model(start + "/model.safetensors").model, f.triggered, t));
+  // Half of the non-target images poisoned, a tenth as cover: counted in the summary.
+  EXPECT_GT(s["stages"]["train"]["poisoned_images"].as_int(), 200);
+  EXPECT_GT(s["stages"]["train"]["cover_images"].as_int(), 40);
+}
+
 TEST(Attack, RerunResumesInsteadOfRetraining) {
   const std::string out = fresh_dir("resume");
   std::vector<std::string> o = {"epochs=1", "max-steps=3", "eval-images=16", "final-quantizers=qu-anti-zation:8"};
@@ -174,6 +193,9 @@ TEST(Attack, ClearErrors) {
   EXPECT_ERROR_CONTAINS(run("pq-backdoor", out, {"variant=onnx"}), "variant: expected pytorch or tf");
   EXPECT_ERROR_CONTAINS(run("qu-anti-zation", out, {"final-quantizers=tensorrt:8"}), "unknown preset \"tensorrt\"");
   EXPECT_ERROR_CONTAINS(run("qu-anti-zation", out, {}, "missing.safetensors"), "missing.safetensors: no such model file");
+  EXPECT_ERROR_CONTAINS(run("badnets", out, {"poison-rate=1.5"}), "poison-rate must be in [0, 1], got 1.5");
+  EXPECT_ERROR_CONTAINS(run("badnets", out, {"cover-rate=-0.1"}), "cover-rate must be in [0, 1]");
+  EXPECT_FALSE(fs::exists(out + "/start_verdict.json")) << "a bad parameter must stop the run before any work";
 }
 
 }  // namespace

@@ -64,6 +64,46 @@ TEST(Poison, ViewsStampAndRelabelOnlyWhatTheySay) {
   EXPECT_EQ(asr_view(ds, trig, 0, true)->size(), ds->size());
 }
 
+TEST(Poison, SplitGivesDisjointPoisonAndCoverSets) {
+  auto ds = synth(400);
+  PoisonOptions o;
+  o.rate = 0.1;
+  o.cover_rate = 0.05;
+  o.target = 2;
+  auto sp = poison_split(*ds, o);
+  int64_t eligible = 0;
+  for (int64_t i = 0; i < ds->size(); ++i) eligible += ds->label(i) != 2;
+  EXPECT_EQ(int64_t(sp.poison.size()), std::llround(0.1 * double(eligible)));
+  EXPECT_EQ(int64_t(sp.cover.size()), std::llround(0.05 * double(eligible)));
+  std::set<int64_t> p(sp.poison.begin(), sp.poison.end());
+  for (int64_t i : sp.cover) EXPECT_EQ(p.count(i), 0u) << i;
+  for (int64_t i : sp.poison) EXPECT_NE(ds->label(i), 2);
+  EXPECT_EQ(sp.poison, poison_indices(*ds, o));  // the cover does not change which samples are poisoned
+
+  auto v = poisoned_view(ds, reference_trigger("badnets", 32), sp, 2);
+  std::set<int64_t> c(sp.cover.begin(), sp.cover.end());
+  auto trig = reference_trigger("badnets", 32);
+  for (int64_t i = 0; i < ds->size(); ++i) {
+    const bool stamped = p.count(i) || c.count(i);
+    EXPECT_EQ(v->label(i), p.count(i) ? 2 : ds->label(i)) << i;
+    EXPECT_TRUE(test::bitwise_equal(v->image(i), stamped ? trig->apply(ds->image(i)) : ds->image(i))) << i;
+  }
+
+  // Source-specific: poison only from the sources, cover only from the other classes.
+  o.source_classes = {4, 5};
+  sp = poison_split(*ds, o);
+  for (int64_t i : sp.poison) EXPECT_TRUE(ds->label(i) == 4 || ds->label(i) == 5);
+  EXPECT_FALSE(sp.cover.empty());
+  for (int64_t i : sp.cover) EXPECT_TRUE(ds->label(i) != 4 && ds->label(i) != 5);
+
+  o.source_classes.clear();
+  o.cover_rate = 1.5;
+  EXPECT_ERROR_CONTAINS(poison_split(*ds, o), "cover rate must be in [0, 1]");
+  o.rate = 0.6;
+  o.cover_rate = 0.6;
+  EXPECT_ERROR_CONTAINS(poison_split(*ds, o), "exceed");
+}
+
 TEST(Poison, StampAfterAugmentationOnlyOnFlaggedSamples) {
   auto trig = reference_trigger("qu-anti-zation", 32);
   auto tf = data::train_transform("cifar10")->with_stamp(stamp_transform(trig, {0, 1, 0}));
