@@ -155,6 +155,33 @@ TEST(Attack, BadNetsFloatModelLearnsTheTarget) {
   EXPECT_GT(s["stages"]["train"]["cover_images"].as_int(), 40);
 }
 
+// Every trigger works with every attack: one step of each attack with each kind of trigger; the
+// run records the trigger it used, and the model file carries its spec for dearest judge.
+TEST(Attack, EveryTriggerWithEveryAttack) {
+  const std::vector<std::string> triggers = {"blend:alpha=0.1,seed=3", "wanet:k=4,s=0.5,seed=1", "square:size=5,value=max"};
+  for (const auto& attack : attack_names())
+    for (const auto& trig : triggers) {
+      const std::string out = fresh_dir("trig");
+      std::vector<std::string> o = {"epochs=1", "max-steps=1", "eval-images=16", "calib=32:32:1", "trigger=" + trig,
+                                    "final-quantizers=qu-anti-zation:8", "epoch-quantizers=qu-anti-zation:8"};
+      if (attack == "pq-backdoor") {
+        o.push_back("stage2-epochs=1");
+        o.push_back("stage2-batch=32");
+      }
+      AttackSetup st;
+      st.data = kData;
+      st.model = "resnet18:width=2";
+      st.out = out;
+      st.overrides = o;
+      st.overrides.insert(st.overrides.begin(), "batch=32");
+      st.progress = false;
+      st.judge_start = false;
+      const Json s = run_attack(attack, st);
+      EXPECT_EQ(s["trigger"].as_string(), parse_trigger(trig, 32)->describe()) << attack << " " << trig;
+      EXPECT_EQ(nn::load_model(out + "/model.safetensors").meta.at("trigger_spec"), trig) << attack;
+    }
+}
+
 TEST(Attack, RerunResumesInsteadOfRetraining) {
   const std::string out = fresh_dir("resume");
   std::vector<std::string> o = {"epochs=1", "max-steps=3", "eval-images=16", "final-quantizers=qu-anti-zation:8"};
