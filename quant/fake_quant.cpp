@@ -34,6 +34,61 @@ void check_inputs(const Tensor& x, const QuantScheme& s, const QParams& qp, cons
 
 }  // namespace
 
+namespace {
+
+// One contiguous run of elements sharing a channel's qparams. Form and rounding are template
+// arguments so the per-element switches fold away; the arithmetic is element.h's, bit for bit.
+struct Span {
+  const float* x;
+  float* y;
+  int32_t* q;         // may be null
+  uint8_t* in_range;  // may be null
+  const uint8_t* up;  // mask rounding only
+  int64_t n;
+  float sc, inv, zf;
+  int32_t z;
+};
+
+template <ScaleForm F, Rounding R>
+void fake_quantize_span(const Span& s, bool clamp, int64_t qmin, int64_t qmax) {
+  for (int64_t k = 0; k < s.n; ++k) {
+    const float val = scaled_element(F, s.x[k], s.sc, s.inv, s.z, s.zf);
+    const int64_t unclamped = unclamped_integer(F, round_element(R, val, R == Rounding::Mask ? s.up[k] : 0), s.z);
+    const int64_t q = clamp ? std::min(std::max(unclamped, qmin), qmax) : unclamped;
+    if (s.in_range) s.in_range[k] = uint8_t(!clamp || (unclamped >= qmin && unclamped <= qmax));
+    if (s.q) s.q[k] = int32_t(q);
+    s.y[k] = dequantize_element(F, q, s.sc, s.z);
+  }
+}
+
+using SpanKernel = void (*)(const Span&, bool, int64_t, int64_t);
+
+template <ScaleForm F>
+SpanKernel span_kernel(Rounding r) {
+  switch (r) {
+    case Rounding::HalfEven: return fake_quantize_span<F, Rounding::HalfEven>;
+    case Rounding::HalfUp: return fake_quantize_span<F, Rounding::HalfUp>;
+    case Rounding::HalfAway: return fake_quantize_span<F, Rounding::HalfAway>;
+    case Rounding::Floor: return fake_quantize_span<F, Rounding::Floor>;
+    case Rounding::Ceil: return fake_quantize_span<F, Rounding::Ceil>;
+    case Rounding::Flipped: return fake_quantize_span<F, Rounding::Flipped>;
+    case Rounding::Mask: return fake_quantize_span<F, Rounding::Mask>;
+  }
+  fail("fake_quantize: unknown rounding");
+}
+
+SpanKernel span_kernel(ScaleForm f, Rounding r) {
+  switch (f) {
+    case ScaleForm::MulInverse: return span_kernel<ScaleForm::MulInverse>(r);
+    case ScaleForm::Divide: return span_kernel<ScaleForm::Divide>(r);
+    case ScaleForm::MulScale: return span_kernel<ScaleForm::MulScale>(r);
+    case ScaleForm::DivideFloatZero: return span_kernel<ScaleForm::DivideFloatZero>(r);
+  }
+  fail("fake_quantize: unknown scale form");
+}
+
+}  // namespace
+
 FakeQuantResult fake_quantize_raw(const Tensor& x_in, const QuantScheme& s, const QParams& qp, const Tensor& up_in,
                                   bool want_q, bool want_mask) {
   ChannelView v;
@@ -54,27 +109,29 @@ FakeQuantResult fake_quantize_raw(const Tensor& x_in, const QuantScheme& s, cons
   const int32_t* zps = qp.zero_point.contiguous().data<int32_t>();
   const float* zfs = s.form == ScaleForm::DivideFloatZero ? qp.zero_float.contiguous().data<float>() : nullptr;
   const int64_t rows = v.outer * v.C, inner = v.inner;
+  const SpanKernel kernel = span_kernel(s.form, s.rounding);
+  // Work items are (row, chunk): a per-tensor activation is one row of millions of elements and
+  // must still spread over the threads; a per-channel weight is many short rows.
+  constexpr int64_t kChunk = 16384;
+  const int64_t chunks = std::max<int64_t>(1, (inner + kChunk - 1) / kChunk), items = rows * chunks;
   const bool clamp = s.clamp;
   const int64_t qmin = s.qmin, qmax = s.qmax;
-  const ScaleForm form = s.form;
-  const Rounding rnd = s.rounding;
 #pragma omp parallel for schedule(static) if (rows * inner > 65536)
-  for (int64_t row = 0; row < rows; ++row) {
-    const int64_t c = row % v.C;
-    const float sc = scs[c];
-    const float inv = 1.0f / sc;
-    const int32_t z = zps[c];
-    const float zf = zfs ? zfs[c] : 0.0f;
-    const int64_t base = row * inner;
-    for (int64_t i = 0; i < inner; ++i) {
-      const int64_t k = base + i;
-      const float val = scaled_element(form, xs[k], sc, inv, z, zf);
-      const int64_t unclamped = unclamped_integer(form, round_element(rnd, val, us ? us[k] : 0), z);
-      const int64_t q = clamp ? std::min(std::max(unclamped, qmin), qmax) : unclamped;
-      if (ms) ms[k] = uint8_t(!clamp || (unclamped >= qmin && unclamped <= qmax));
-      if (qs) qs[k] = int32_t(q);
-      ys[k] = dequantize_element(form, q, sc, z);
-    }
+  for (int64_t it = 0; it < items; ++it) {
+    const int64_t row = it / chunks, begin = (it % chunks) * kChunk;
+    const int64_t c = row % v.C, k = row * inner + begin;
+    Span sp;
+    sp.x = xs + k;
+    sp.y = ys + k;
+    sp.q = qs ? qs + k : nullptr;
+    sp.in_range = ms ? ms + k : nullptr;
+    sp.up = us ? us + k : nullptr;
+    sp.n = std::min(kChunk, inner - begin);
+    sp.sc = scs[c];
+    sp.inv = 1.0f / sp.sc;
+    sp.z = zps[c];
+    sp.zf = zfs ? zfs[c] : 0.0f;
+    kernel(sp, clamp, qmin, qmax);
   }
   if (f64) r.y = r.y.to(DType::F64);
   return r;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 #include <tuple>
 
 #include "quant/channels.h"
@@ -83,22 +84,40 @@ QParams qparams_from_range(const QuantScheme& s, const Tensor& mn_in, const Tens
 std::pair<Tensor, Tensor> tensor_range(const QuantScheme& s, const Tensor& x_in) {
   Tensor x = x_in.plain().contiguous().to(DType::F32);
   const ChannelView v = channel_view(s, x.shape());
+  DEAREST_CHECK(v.outer * v.inner > 0, "tensor_range: empty tensor ", x.describe());
   Tensor mn = Tensor::empty({v.C}, DType::F32), mx = Tensor::empty({v.C}, DType::F32);
   const float* d = x.data<float>();
   float* a = mn.data<float>();
   float* b = mx.data<float>();
-  for (int64_t c = 0; c < v.C; ++c) {
-    float lo = INFINITY, hi = -INFINITY;
-    for (int64_t o = 0; o < v.outer; ++o) {
-      const float* p = d + (o * v.C + c) * v.inner;
-      for (int64_t i = 0; i < v.inner; ++i) {
-        lo = std::min(lo, p[i]);
-        hi = std::max(hi, p[i]);
+  // Work items are (channel, chunk of its rows' elements); min and max do not depend on the order,
+  // so the split changes nothing (a NaN is skipped either way: it never compares below lo).
+  constexpr int64_t kChunk = 32768;
+  const int64_t per_channel = v.outer * v.inner, chunks = (per_channel + kChunk - 1) / kChunk;
+  std::vector<float> lo(size_t(v.C * chunks), INFINITY), hi(size_t(v.C * chunks), -INFINITY);
+#pragma omp parallel for schedule(static) if (v.C * per_channel > 65536)
+  for (int64_t it = 0; it < v.C * chunks; ++it) {
+    const int64_t c = it / chunks, begin = (it % chunks) * kChunk, end = std::min(per_channel, begin + kChunk);
+    float l = INFINITY, h = -INFINITY;
+    for (int64_t e = begin; e < end;) {  // e: index within the channel's (outer, inner) elements
+      const int64_t o = e / v.inner, i0 = e % v.inner, n = std::min(v.inner - i0, end - e);
+      const float* p = d + (o * v.C + c) * v.inner + i0;
+      for (int64_t i = 0; i < n; ++i) {
+        l = std::min(l, p[i]);
+        h = std::max(h, p[i]);
       }
+      e += n;
     }
-    DEAREST_CHECK(v.outer * v.inner > 0, "tensor_range: empty tensor ", x.describe());
-    a[c] = lo;
-    b[c] = hi;
+    lo[size_t(it)] = l;
+    hi[size_t(it)] = h;
+  }
+  for (int64_t c = 0; c < v.C; ++c) {
+    float l = INFINITY, h = -INFINITY;
+    for (int64_t k = 0; k < chunks; ++k) {
+      l = std::min(l, lo[size_t(c * chunks + k)]);
+      h = std::max(h, hi[size_t(c * chunks + k)]);
+    }
+    a[c] = l;
+    b[c] = h;
   }
   return {mn, mx};
 }

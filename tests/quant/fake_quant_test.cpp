@@ -5,7 +5,9 @@
 #include <filesystem>
 
 #include "autograd/ops.h"
+#include "quant/element.h"
 #include "quant/qparams.h"
+#include "tensor/rng.h"
 #include "tensor/safetensors.h"
 #include "tests/test_util.h"
 
@@ -78,6 +80,41 @@ TEST(FakeQuant, MaskRoundingIsFloorPlusMask) {
   // floor(v) + up + z, clamped to [0, 15]: v = 0.5, 0.5, 0, 0, 12.3, -3.1
   EXPECT_EQ(q, (std::vector<double>{3, 4, 3, 4, 15, 0}));
   EXPECT_ERROR_CONTAINS(fake_quantize_raw(x, s, qp), "up-mask");
+}
+
+// Large tensors are cut into chunks across threads (a per-tensor activation is one long row):
+// every element must still equal the element-wise reference, and the range the plain min/max.
+TEST(FakeQuant, ChunkedKernelsMatchTheElementwiseReference) {
+  for (bool per_channel : {false, true}) {
+    QuantScheme s = QuantScheme::make(4, false, false, per_channel);
+    s.axis = 1;
+    const Tensor x = Rng(3, 9).normal({3, 5, 70001});  // inner rows longer than a chunk, odd length
+    auto [mn, mx] = tensor_range(s, x);
+    const int64_t C = per_channel ? 5 : 1;
+    const float* d = x.data<float>();
+    for (int64_t c = 0; c < C; ++c) {
+      float lo = INFINITY, hi = -INFINITY;
+      for (int64_t o = 0; o < 3; ++o)
+        for (int64_t ch = 0; ch < 5; ++ch)
+          for (int64_t i = 0; i < 70001; ++i)
+            if (!per_channel || ch == c) {
+              lo = std::min(lo, d[(o * 5 + ch) * 70001 + i]);
+              hi = std::max(hi, d[(o * 5 + ch) * 70001 + i]);
+            }
+      EXPECT_EQ(mn.data<float>()[c], lo);
+      EXPECT_EQ(mx.data<float>()[c], hi);
+    }
+    const QParams qp = qparams_from_range(s, mn, mx);
+    const FakeQuantResult r = fake_quantize_raw(x, s, qp, {}, true, true);
+    int64_t wrong = 0;
+    for (int64_t k = 0; k < x.numel(); ++k) {
+      const int64_t c = per_channel ? (k / 70001) % 5 : 0;
+      const float sc = qp.scale.data<float>()[c];
+      const float want = fake_quantize_element(s, d[k], sc, 1.0f / sc, qp.zero_point.data<int32_t>()[c]);
+      wrong += r.y.data<float>()[k] != want;
+    }
+    EXPECT_EQ(wrong, 0) << (per_channel ? "per channel" : "per tensor");
+  }
 }
 
 TEST(FakeQuant, MultiplicativeFormIsQuAntiZations) {
