@@ -2,7 +2,7 @@
 // costs ~20 ms of page faults on first touch on the development VM (docs/benchmarks.md), more
 // than the op writing it, and a training step allocates the same sizes every step; so freed
 // blocks of 1 MiB and more are kept (up to a cap) and handed out again for requests of the same
-// rounded size. A request the cache cannot serve first returns as many cached bytes to the system
+// rounded size, or of up to half a cached block's size when no block of the same size is free. A request the cache cannot serve first returns as many cached bytes to the system
 // as it takes, so the process never holds much more than its peak of live tensors. Small blocks
 // go straight to malloc.
 #pragma once

@@ -19,7 +19,7 @@ Storage::Storage(size_t nbytes, bool zero_fill) : nbytes_(nbytes), id_(next_stor
   } catch (const std::bad_alloc&) {
     fail("Storage: cannot allocate ", nbytes, " bytes");
   }
-  if (zero_fill) std::memset(data_, 0, capacity_);
+  if (zero_fill) std::memset(data_, 0, nbytes_);  // a reused block may be larger than asked
 }
 
 Storage::~Storage() { free_bytes(data_, capacity_); }

@@ -27,7 +27,8 @@ TEST(Trigger, ReferenceSquaresLandWhereTheAttacksPutThem) {
     std::string attack;
     int64_t side, top, size;
   } cases[] = {{"pq-backdoor", 32, 24, 6}, {"pq-backdoor", 64, 48, 12}, {"comp-artifact", 32, 27, 4},
-               {"qu-anti-zation", 32, 27, 4}, {"qu-anti-zation", 64, 54, 8}};
+               {"qu-anti-zation", 32, 27, 4}, {"qu-anti-zation", 64, 54, 8}, {"badnets", 32, 29, 3},
+               {"badnets", 64, 58, 6}};
   for (auto& c : cases) {
     Tensor img = Tensor::zeros({3, c.side, c.side}, DType::U8);
     Tensor s = reference_trigger(c.attack, c.side)->apply(img);
@@ -103,7 +104,7 @@ TEST(Trigger, ClearErrors) {
   EXPECT_ERROR_CONTAINS(parse_trigger("square:size=four", 32), "number");
   EXPECT_ERROR_CONTAINS(parse_trigger("square:value=2", 32), "value");
   EXPECT_ERROR_CONTAINS(parse_trigger("blend:alpha=0", 32), "alpha");
-  EXPECT_ERROR_CONTAINS(reference_trigger("badnets", 32), "no reference trigger");
+  EXPECT_ERROR_CONTAINS(reference_trigger("trojannn", 32), "no reference trigger");
   EXPECT_ERROR_CONTAINS(square_trigger(6, 24, 24, 1)->apply(Tensor::zeros({3, 16, 16}, DType::U8)), "does not fit");
 }
 
