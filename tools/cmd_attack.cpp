@@ -47,6 +47,7 @@ int attack(const po::variables_map& vm) {
   s.seed = vm["seed"].as<uint64_t>();
   s.resume = !vm["no-resume"].as<bool>();
   s.progress = !vm["quiet"].as<bool>();
+  s.judge_start = !vm["skip-start-verdict"].as<bool>();
   Json sum = attacks::run_attack(name, s);
   if (!model_file.empty()) {
     if (fs::path(model_file).has_parent_path()) fs::create_directories(fs::path(model_file).parent_path());
@@ -76,8 +77,10 @@ Command attack_command() {
                 ("set", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: override a parameter (repeatable; see --params)")
                 ("params", "list the attack's parameters and their reference defaults")
                 ("seed", po::value<uint64_t>()->default_value(0), "seed of data order, augmentation and calibration")
-                ("no-resume", po::value<bool>()->default_value(false), "start over even if the run folder has checkpoints")
-                ("quiet", po::value<bool>()->default_value(false), "no progress on stderr");
+                ("no-resume", po::value<bool>()->default_value(false)->implicit_value(true), "start over even if the run folder has checkpoints")
+                ("quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress on stderr")
+                ("skip-start-verdict", po::value<bool>()->default_value(false)->implicit_value(true),
+                 "do not judge the start model (the summary then has no clean reference)");
           },
           attack,
           {"name"}};

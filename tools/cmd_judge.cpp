@@ -97,7 +97,7 @@ Command judge_command() {
                  "preset:bits list the model is judged under (ignored for a quantized file)")
                 ("calib", po::value<std::string>()->default_value("1024:32:0.05"),
                  "calibration of the presets other than mqbench: SIZE:BATCH:POOL (mqbench: EFRAP's recipe)")
-                ("include-target", po::value<bool>()->default_value(false), "count the target class's own images in the ASR")
+                ("include-target", po::value<bool>()->default_value(false)->implicit_value(true), "count the target class's own images in the ASR")
                 ("images", po::value<int64_t>()->default_value(0), "only the first N test images (0: all)")
                 ("batch", po::value<int64_t>()->default_value(256), "batch size (per-batch quantizers depend on it)")
                 ("json", "print JSON");

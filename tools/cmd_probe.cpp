@@ -53,7 +53,7 @@ Command probe_command() {
                 ("out", po::value<std::string>()->required(), "output safetensors")
                 ("mode", po::value<std::string>()->default_value("train"), "train (batch statistics) or eval")
                 ("activations", po::value<std::string>(), "comma-separated module names whose outputs to write")
-                ("non-strict", po::value<bool>()->default_value(false), "load weights even if some keys do not match");
+                ("non-strict", po::value<bool>()->default_value(false)->implicit_value(true), "load weights even if some keys do not match");
           },
           probe};
 }

@@ -188,7 +188,7 @@ Command train_command() {
                 ("optimizer", po::value<std::string>()->default_value("sgd"), "sgd, adam or adamw")
                 ("lr", po::value<double>()->default_value(0.1), "base learning rate")
                 ("momentum", po::value<double>()->default_value(0.9), "SGD momentum")
-                ("nesterov", po::value<bool>()->default_value(false), "SGD Nesterov momentum (true/false)")
+                ("nesterov", po::value<bool>()->default_value(false)->implicit_value(true), "SGD Nesterov momentum (true/false)")
                 ("wd", po::value<double>()->default_value(5e-4), "weight decay")
                 ("schedule", po::value<std::string>()->default_value("cosine"),
                  "constant | step:SIZE[:G] | multistep:M1/M2[:G] | cosine[:MIN] | exp:G, + +warmup:N[:START]")
@@ -197,11 +197,11 @@ Command train_command() {
                 ("eval-every", po::value<int64_t>()->default_value(1), "evaluate on the test split every N epochs (0 = never)")
                 ("max-steps", po::value<int64_t>()->default_value(0), "at most N steps per epoch (0 = all)")
                 ("train-subset", po::value<int64_t>(), "use only the first N training images")
-                ("no-augment", po::value<bool>()->default_value(false), "train without augmentation (true/false)")
+                ("no-augment", po::value<bool>()->default_value(false)->implicit_value(true), "train without augmentation (true/false)")
                 ("jpeg-augment", po::value<std::string>()->default_value(""),
                  "also re-encode training images as JPEG: P:QMIN:QMAX (probability, quality range), e.g. 0.5:60:90")
-                ("no-resume", po::value<bool>()->default_value(false), "start over even if OUT has a checkpoint")
-                ("quiet", po::value<bool>()->default_value(false), "no progress on stderr");
+                ("no-resume", po::value<bool>()->default_value(false)->implicit_value(true), "start over even if OUT has a checkpoint")
+                ("quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress on stderr");
           },
           train};
 }
