@@ -34,6 +34,7 @@ Command quantize_command();
 Command audit_command();
 Command attack_command();
 Command judge_command();
+Command report_command();
 
 // The options of a parsed command as an INI file that repeats the run (--config).
 std::string config_text(const po::variables_map& vm);

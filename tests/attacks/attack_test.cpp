@@ -4,6 +4,7 @@
 // reruns resume instead of retraining, and bad input gets clear errors.
 #include "attacks/attack.h"
 #include "attacks/poison.h"
+#include "attacks/report.h"
 
 #include <filesystem>
 #include <fstream>
@@ -180,6 +181,27 @@ TEST(Attack, EveryTriggerWithEveryAttack) {
       EXPECT_EQ(s["trigger"].as_string(), parse_trigger(trig, 32)->describe()) << attack << " " << trig;
       EXPECT_EQ(nn::load_model(out + "/model.safetensors").meta.at("trigger_spec"), trig) << attack;
     }
+}
+
+TEST(Attack, ReportTablesEveryEpochAndTheResult) {
+  const std::string out = fresh_dir("report");
+  run("badnets", out, {"epochs=2", "max-steps=2", "eval-images=16", "calib=32:32:1", "final-quantizers=qu-anti-zation:8",
+                       "epoch-quantizers=qu-anti-zation:8"}, "resnet18:width=2");
+  const std::string r = run_report(out);
+  EXPECT_NE(r.find("# badnets: " + out), std::string::npos) << r;
+  EXPECT_NE(r.find("| epoch | train loss | seconds | float CDA / ASR % | qu-anti-zation@8 CDA / ASR % |"), std::string::npos) << r;
+  EXPECT_NE(r.find("| 1 | "), std::string::npos) << r;
+  EXPECT_NE(r.find("| **2** | "), std::string::npos) << r;  // the last epoch is the one kept
+  EXPECT_NE(r.find("kept: epoch 2 (last epoch)"), std::string::npos) << r;
+  EXPECT_NE(r.find("## result (whole test set)"), std::string::npos) << r;
+  EXPECT_NE(r.find("| qu-anti-zation@8 | "), std::string::npos) << r;
+  // In progress: no summary yet, the epochs on disk are still reported.
+  fs::remove(out + "/summary.json");
+  const std::string partial = run_report(out);
+  EXPECT_NE(partial.find("(in progress)"), std::string::npos) << partial;
+  EXPECT_NE(partial.find("| 2 | "), std::string::npos) << partial;
+  EXPECT_NE(partial.find("## start (whole test set)"), std::string::npos) << partial;
+  EXPECT_ERROR_CONTAINS(run_report(out + "/missing"), "not a run folder");
 }
 
 TEST(Attack, RerunResumesInsteadOfRetraining) {
