@@ -10,17 +10,6 @@ namespace dearest::attacks {
 
 namespace {
 
-bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
-
-bool chosen(const quant::QuantConfig& c, const std::string& name) {
-  for (auto& s : c.skip)
-    if (starts_with(name, s)) return false;
-  if (c.layers.empty()) return true;
-  for (auto& s : c.layers)
-    if (starts_with(name, s)) return true;
-  return false;
-}
-
 Tensor named(const nn::StateDict& sd, const std::string& key) {
   for (auto& [k, t] : sd)
     if (k == key) return t;
@@ -42,7 +31,7 @@ QuantEmulation::QuantEmulation(nn::Module& model, const quant::QuantConfig& conf
   for (size_t k = 0; k < convlin.size(); ++k) {
     const auto& [name, m] = mods[convlin[k]];
     const bool is_conv = m->type() == "Conv2d";
-    if (!chosen(config, name) || (k == 0 && !config.quantize_first) || (!is_conv && !config.quantize_linear)) continue;
+    if (!config.selects(name) || (k == 0 && !config.quantize_first) || (!is_conv && !config.quantize_linear)) continue;
     Layer l;
     l.module = m;
     l.is_conv = is_conv;

@@ -173,6 +173,16 @@ QuantConfig preset(const std::string& name, int w, int a) {
   return c;
 }
 
+bool QuantConfig::selects(const std::string& layer) const {
+  auto starts = [&](const std::string& prefix) { return layer.compare(0, prefix.size(), prefix) == 0; };
+  for (const auto& s : skip)
+    if (starts(s)) return false;
+  if (layers.empty()) return true;
+  for (const auto& s : layers)
+    if (starts(s)) return true;
+  return false;
+}
+
 void QuantConfig::set_bits(int w, int a) {
   DEAREST_CHECK(w >= 2 && w <= 8, "quantize: weight bits must be in 2..8, got ", w);
   DEAREST_CHECK(a == 0 || (a >= 2 && a <= 8), "quantize: activation bits must be 0 (float) or in 2..8, got ", a);

@@ -42,6 +42,8 @@ struct QuantConfig {
 
   // Rescales the schemes to new widths (first/last stay at first_last_bits when set).
   void set_bits(int w, int a);
+  // Whether the layer at this module path is quantized by `layers` and `skip` (name prefixes).
+  bool selects(const std::string& layer) const;
   std::string describe() const;
 };
 

@@ -12,17 +12,6 @@ namespace dearest::quant {
 
 namespace {
 
-bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
-
-bool selected(const QuantConfig& c, const std::string& name) {
-  for (auto& s : c.skip)
-    if (starts_with(name, s)) return false;
-  if (c.layers.empty()) return true;
-  for (auto& s : c.layers)
-    if (starts_with(name, s)) return true;
-  return false;
-}
-
 std::string parent_of(const std::string& name) {
   const size_t d = name.rfind('.');
   return d == std::string::npos ? std::string() : name.substr(0, d);
@@ -152,7 +141,7 @@ void QuantizedModel::install() {
   };
   std::map<std::string, std::shared_ptr<TensorQuantizer>> block_inputs;
   for (auto& [name, m] : weighted) {
-    if (!selected(cfg_, name)) continue;
+    if (!cfg_.selects(name)) continue;
     if (name == first && !cfg_.quantize_first) continue;
     if (m->type() == "Linear" && !cfg_.quantize_linear) continue;
     QuantLayer l;
@@ -237,7 +226,7 @@ void QuantizedModel::install() {
   if (cfg_.a_bits > 0 && cfg_.quantize_add_inputs) {
     // The residual branch's two inputs, as integer runtimes requantize them before the add.
     for (auto& [name, m] : mods) {
-      if (m->type() != "BasicBlock" || !selected(cfg_, name + ".conv2")) continue;
+      if (m->type() != "BasicBlock" || !cfg_.selects(name + ".conv2")) continue;
       for (const std::string leaf : {"bn2", "downsample"}) {
         auto it = by_name.find(name + "." + leaf);
         if (it == by_name.end()) continue;
@@ -250,7 +239,7 @@ void QuantizedModel::install() {
     std::string last_block;
     for (auto& [name, m] : mods)
       if (m->type() == "BasicBlock") last_block = name;
-    if (!last_block.empty() && cfg_.placement == Placement::Producer && selected(cfg_, last_block + ".conv2")) {
+    if (!last_block.empty() && cfg_.placement == Placement::Producer && cfg_.selects(last_block + ".conv2")) {
       auto q = std::make_shared<TensorQuantizer>(cfg_.act.with_bits(cfg_.a_bits), cfg_.act_obs);
       by_name[last_block]->set_output_transform([q](const Tensor& x) { return (*q)(x); });
       acts_.push_back({last_block + ":output", q});
