@@ -32,6 +32,10 @@ class BadNets : public Attack {
     // Checked here, before the start model is judged: a bad rate stops the run before any work.
     for (const char* r : {"poison-rate", "cover-rate"})
       DEAREST_CHECK(p.num(r) >= 0 && p.num(r) <= 1, r, " must be in [0, 1], got ", p.str(r));
+    // Without source classes both sets come from the same eligible images.
+    DEAREST_CHECK(!p.str("source-classes").empty() || p.num("poison-rate") + p.num("cover-rate") <= 1,
+                  "poison-rate + cover-rate exceed 1 (", p.str("poison-rate"), " + ", p.str("cover-rate"),
+                  "): both are drawn from the same images");
   }
 
   Json run(AttackContext& ctx) override {

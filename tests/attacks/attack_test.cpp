@@ -244,6 +244,7 @@ TEST(Attack, ClearErrors) {
   EXPECT_ERROR_CONTAINS(run("qu-anti-zation", out, {}, "missing.safetensors"), "missing.safetensors: no such model file");
   EXPECT_ERROR_CONTAINS(run("badnets", out, {"poison-rate=1.5"}), "poison-rate must be in [0, 1], got 1.5");
   EXPECT_ERROR_CONTAINS(run("badnets", out, {"cover-rate=-0.1"}), "cover-rate must be in [0, 1]");
+  EXPECT_ERROR_CONTAINS(run("badnets", out, {"poison-rate=0.7", "cover-rate=0.4"}), "poison-rate + cover-rate exceed 1");
   EXPECT_FALSE(fs::exists(out + "/start_verdict.json")) << "a bad parameter must stop the run before any work";
 }
 
