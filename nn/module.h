@@ -66,6 +66,7 @@ class Module {
   void set_input_transform(TensorTransform t) { input_tf_ = std::move(t); }
   void set_output_transform(TensorTransform t) { output_tf_ = std::move(t); }
   bool has_input_transform() const { return bool(input_tf_); }
+  const TensorTransform& input_transform() const { return input_tf_; }
   bool has_output_transform() const { return bool(output_tf_); }
   // Removes input/output transforms of this module and all below it.
   void clear_transforms();

@@ -1,0 +1,243 @@
+#include "defenses/efrap.h"
+
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include "autograd/engine.h"
+#include "autograd/grad_mode.h"
+#include "nn/optim.h"
+#include "quant/fake_quant.h"
+#include "tensor/rng.h"
+
+namespace dearest::defenses {
+
+namespace {
+
+// L_A as the reference reduces it: sum over channels (dim 1), mean over everything else.
+Tensor unit_loss(const Tensor& pred, const Tensor& target) {
+  const double rows = double(pred.numel()) / double(pred.size(1));
+  return div(sum(square(sub(pred, target))), rows);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// The fraction of weights whose integer under the learned rounding differs from nearest.
+double flip_rate(const quant::QuantLayer& l, const RoundingProblem& p, const Tensor& up) {
+  quant::QuantScheme nearest = l.weight->scheme();
+  nearest.rounding = quant::Rounding::HalfEven;
+  const Tensor qn = quant::fake_quantize_raw(l.float_weight().detach(), nearest, l.weight->qparams(), {}, true).q.contiguous();
+  const int64_t C = p.channels(), per = C == 1 ? up.numel() : up.numel() / C;
+  const int32_t* n = qn.data<int32_t>();
+  const float *fl = p.floor_u.data<float>(), *z = p.zero.data<float>();
+  const uint8_t* u = up.data<uint8_t>();
+  int64_t differ = 0;
+  for (int64_t k = 0; k < up.numel(); ++k) {
+    const int64_t c = k / per;
+    double learned = double(fl[k]) + u[k] + z[c];
+    learned = std::min<double>(std::max<double>(learned, double(p.qmin)), double(p.qmax));
+    differ += int64_t(learned) != n[k];
+  }
+  return up.numel() ? double(differ) / double(up.numel()) : 0;
+}
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / double(v.size());
+}
+
+}  // namespace
+
+std::string EfrapOptions::describe() const {
+  std::ostringstream s;
+  s << iterations << " iterations/layer, Adam lr " << lr << ", lambda_A " << lambda_a << ", lambda_F " << lambda_f
+    << ", lambda_P " << lambda_p << ", error weighting " << error_weighting_name(weighting) << ", seed " << seed;
+  if (plateau_window > 0) s << ", plateau stop " << plateau_window << "/" << plateau_tol;
+  return s.str();
+}
+
+Json EfrapOptions::to_json() const {
+  Json j = Json::object();
+  j.set("iterations", iterations);
+  j.set("lr", lr);
+  j.set("lambda_a", lambda_a);
+  j.set("lambda_f", lambda_f);
+  j.set("lambda_p", lambda_p);
+  j.set("error_weighting", error_weighting_name(weighting));
+  j.set("plateau_window", plateau_window);
+  j.set("plateau_tol", plateau_tol);
+  j.set("seed", int64_t(seed));
+  j.set("curve_every", curve_every);
+  return j;
+}
+
+Json EfrapLayerReport::to_json() const {
+  Json j = Json::object();
+  j.set("name", name);
+  j.set("unit", unit);
+  j.set("weight_bits", weight_bits);
+  j.set("input_bits", input_bits);
+  j.set("weights", weights);
+  j.set("iterations", iterations);
+  j.set("seconds", seconds);
+  j.set("flip_rate", flip_rate);
+  j.set("on_grid", on_grid);
+  j.set("act_error_nearest", act_error_nearest);
+  j.set("act_error_learned", act_error_learned);
+  Json c = Json::array();
+  for (auto& p : curve) {
+    Json e = Json::array();
+    e.push(p.iteration);
+    e.push(p.act);
+    e.push(p.flip);
+    e.push(p.round);
+    c.push(e);
+  }
+  j.set("curve", c);
+  return j;
+}
+
+EfrapLayerReport EfrapLayerReport::from_json(const Json& j) {
+  EfrapLayerReport r;
+  r.name = j["name"].as_string();
+  r.unit = j["unit"].as_string();
+  r.weight_bits = int(j["weight_bits"].as_int());
+  r.input_bits = int(j["input_bits"].as_int());
+  r.weights = j["weights"].as_int();
+  r.iterations = j["iterations"].as_int();
+  r.seconds = j["seconds"].as_number();
+  r.flip_rate = j["flip_rate"].as_number();
+  r.on_grid = j["on_grid"].as_number();
+  r.act_error_nearest = j["act_error_nearest"].as_number();
+  r.act_error_learned = j["act_error_learned"].as_number();
+  for (auto& e : j["curve"].items())
+    r.curve.push_back({e.items()[0].as_int(), e.items()[1].as_number(), e.items()[2].as_number(), e.items()[3].as_number()});
+  return r;
+}
+
+void set_learned_rounding(quant::QuantLayer& l, const Tensor& up) {
+  quant::QuantScheme s = l.weight->scheme();
+  s.rounding = quant::Rounding::Mask;
+  s.form = quant::ScaleForm::Divide;
+  l.weight->set_scheme(s);
+  l.weight->up_mask = up;
+}
+
+double activation_error(const LayerUnit& u, const Tensor& weight, const std::vector<Tensor>& inputs,
+                        const std::vector<Tensor>& targets) {
+  NoGradGuard ng;
+  std::vector<double> e;
+  for (size_t b = 0; b < inputs.size(); ++b) e.push_back(unit_loss(u.forward(inputs[b], weight, true), targets[b]).item());
+  return mean_of(e);
+}
+
+std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_model, const std::vector<Tensor>& calib,
+                                    const EfrapOptions& o, const EfrapProgress& progress, size_t start) {
+  DEAREST_CHECK(q.calibrated(), "efrap: the quantized model is not calibrated");
+  DEAREST_CHECK(!calib.empty(), "efrap: no calibration data");
+  DEAREST_CHECK(o.iterations >= 1, "efrap: iterations must be at least 1, got ", o.iterations);
+  DEAREST_CHECK(o.lr > 0, "efrap: the learning rate must be positive, got ", o.lr);
+  DEAREST_CHECK(o.curve_every >= 1, "efrap: curve_every must be at least 1");
+  DEAREST_CHECK(o.plateau_window >= 0 && o.plateau_window % o.curve_every == 0,
+                "efrap: the plateau window must be a multiple of the curve step (", o.curve_every, "), got ", o.plateau_window);
+  const int64_t in = q.spec().get("input", 32);
+  for (auto& b : calib)
+    DEAREST_CHECK(b.dim() == 4 && b.size(0) > 0 && b.size(1) == 3 && b.size(2) == in && b.size(3) == in,
+                  "efrap: calibration batches must be [N, 3, ", in, ", ", in, "] for ", q.spec().str(), ", got ",
+                  b.describe());
+  DEAREST_CHECK(q.config().w_bits >= 2 && q.config().w_bits <= 8, "efrap: weight bits must be in 2..8, got ",
+                q.config().w_bits);
+  DEAREST_CHECK(!q.config().dynamic_weights, "efrap: learned rounding needs static weight qparams");
+  float_model.eval();
+  q.model().eval();
+  std::vector<LayerUnit> units = layer_units(q, float_model);
+  std::vector<EfrapLayerReport> reports;
+  for (size_t li = start; li < units.size(); ++li) {
+    const LayerUnit& u = units[li];
+    quant::QuantLayer& l = *u.layer;
+    const auto t0 = std::chrono::steady_clock::now();
+    q.set_enabled(true, true);
+    // Inputs from the partly quantized model (done layers learned, the rest nearest); targets
+    // from the float model.
+    std::vector<Tensor> xq = layer_inputs(q.model(), *l.module, calib);
+    std::vector<Tensor> target;
+    {
+      NoGradGuard ng;
+      std::vector<Tensor> xf = layer_inputs(float_model, *u.float_layer, calib);
+      const Tensor w = l.float_weight().detach();
+      for (auto& x : xf) target.push_back(u.forward(x, w, false).contiguous());
+    }
+    const RoundingProblem p = rounding_problem(l.float_weight().detach(), l.weight->scheme(), l.weight->qparams(), o.weighting);
+    EfrapLayerReport rep;
+    rep.name = l.name;
+    rep.unit = u.describe();
+    rep.weight_bits = l.weight_bits;
+    rep.input_bits = l.input_bits;
+    rep.weights = p.frac.numel();
+    {
+      int64_t zero = 0;
+      const float* r = p.frac.data<float>();
+      for (int64_t k = 0; k < p.frac.numel(); ++k) zero += r[k] == 0.0f;
+      rep.on_grid = double(zero) / double(std::max<int64_t>(1, p.frac.numel()));
+    }
+    rep.act_error_nearest = activation_error(u, q.quantized_weight(l), xq, target);
+
+    Tensor V = initial_rounding_variables(p);
+    V.set_requires_grad(true);
+    nn::AdamOptions ao;
+    ao.lr = o.lr;
+    nn::Adam adam({{"alpha", V}}, ao);
+    Rng rng(o.seed, li);
+    CurvePoint win;
+    int64_t in_win = 0;
+    double prev_window = -1;
+    int64_t it = 0;
+    for (; it < o.iterations;) {
+      const size_t b = size_t(rng.next_int(0, int64_t(xq.size())));
+      RegularizerParts parts;
+      Tensor wt = soft_rounded_weight(V, p);
+      Tensor la = unit_loss(u.forward(xq[b], wt, true), target[b]);
+      Tensor loss = add(mul(la, o.lambda_a), rounding_regularizer(V, p, o.lambda_f, o.lambda_p, &parts));
+      backward(loss);
+      adam.step();
+      adam.zero_grad();
+      ++it;
+      win.act += la.item();
+      win.flip += parts.flip;
+      win.round += parts.round;
+      ++in_win;
+      if (in_win == o.curve_every || it == o.iterations) {
+        CurvePoint cp{it, win.act / double(in_win), win.flip / double(in_win), win.round / double(in_win)};
+        rep.curve.push_back(cp);
+        if (progress.on_window) progress.on_window(li, units.size(), cp);
+        win = CurvePoint{};
+        in_win = 0;
+      }
+      if (o.plateau_window > 0 && it % o.plateau_window == 0) {
+        // The window's mean total loss from the curve points it spans.
+        double s = 0;
+        int64_t n = 0;
+        for (auto c = rep.curve.rbegin(); c != rep.curve.rend() && c->iteration > it - o.plateau_window; ++c, ++n)
+          s += o.lambda_a * c->act + c->flip + c->round;
+        const double mean = n ? s / double(n) : 0;
+        if (prev_window > 0 && (prev_window - mean) / prev_window < o.plateau_tol) break;
+        prev_window = mean;
+      }
+    }
+    rep.iterations = it;
+    const Tensor up = hard_rounding(V);
+    set_learned_rounding(l, up);
+    rep.flip_rate = flip_rate(l, p, up);
+    rep.act_error_learned = activation_error(u, q.quantized_weight(l), xq, target);
+    rep.seconds = seconds_since(t0);
+    reports.push_back(rep);
+    if (progress.on_layer) progress.on_layer(li, rep);
+  }
+  q.set_enabled(true, true);
+  return reports;
+}
+
+}  // namespace dearest::defenses

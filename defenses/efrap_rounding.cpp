@@ -1,0 +1,175 @@
+#include "defenses/efrap_rounding.h"
+
+#include <cmath>
+#include <limits>
+
+#include "autograd/node.h"
+#include "quant/fake_quant.h"
+
+namespace dearest::defenses {
+
+namespace {
+
+constexpr float kBceEps = 1e-8f;  // the reference's BCE guard
+
+float sigmoidf(float v) { return 1.0f / (1.0f + std::exp(-v)); }
+
+// Elements per output channel of a weight with the channel on axis 0.
+int64_t per_channel(const Tensor& w, int64_t channels) { return channels == 1 ? w.numel() : w.numel() / channels; }
+
+}  // namespace
+
+ErrorWeighting parse_error_weighting(const std::string& s) {
+  if (s == "element") return ErrorWeighting::Element;
+  if (s == "neuron-l1") return ErrorWeighting::NeuronL1;
+  if (s == "neuron-l2") return ErrorWeighting::NeuronL2;
+  if (s == "none") return ErrorWeighting::None;
+  fail("error weighting: expected element, neuron-l1, neuron-l2 or none, got \"", s, "\"");
+}
+
+const char* error_weighting_name(ErrorWeighting e) {
+  switch (e) {
+    case ErrorWeighting::Element: return "element";
+    case ErrorWeighting::NeuronL1: return "neuron-l1";
+    case ErrorWeighting::NeuronL2: return "neuron-l2";
+    case ErrorWeighting::None: return "none";
+  }
+  return "?";
+}
+
+RoundingProblem rounding_problem(const Tensor& W_in, const quant::QuantScheme& scheme, const quant::QParams& qp,
+                                 ErrorWeighting weighting) {
+  DEAREST_CHECK(W_in.dtype() == DType::F32, "efrap: the weight must be f32, got ", W_in.describe());
+  DEAREST_CHECK(scheme.clamp && scheme.form != quant::ScaleForm::MulScale &&
+                    scheme.form != quant::ScaleForm::DivideFloatZero,
+                "efrap: learned rounding needs a clamped affine scheme with a step and an integer zero point, got ",
+                scheme.describe());
+  DEAREST_CHECK(!scheme.per_channel || scheme.axis == 0, "efrap: per-channel weights must have their channel on axis 0");
+  const Tensor W = W_in.detach().plain().contiguous();
+  const int64_t C = qp.channels();
+  DEAREST_CHECK(C == 1 || (W.dim() >= 1 && W.size(0) == C), "efrap: ", C, " qparams for a weight ", W.describe());
+  RoundingProblem p;
+  p.qmin = scheme.qmin;
+  p.qmax = scheme.qmax;
+  p.scale = qp.scale.contiguous().clone();
+  p.zero = qp.zero_point.to(DType::F32).contiguous();
+  p.floor_u = Tensor::empty(W.shape());
+  p.frac = Tensor::empty(W.shape());
+  p.target = Tensor::empty(W.shape());
+  p.error = Tensor::empty(W.shape());
+  quant::QuantScheme nearest = scheme;
+  nearest.rounding = quant::Rounding::HalfEven;
+  const Tensor q_near = quant::fake_quantize_raw(W, nearest, qp).y.contiguous();
+  const int64_t per = per_channel(W, C);
+  const float* w = W.data<float>();
+  const float* qn = q_near.data<float>();
+  const float* s = p.scale.data<float>();
+  float *fl = p.floor_u.data<float>(), *fr = p.frac.data<float>(), *t = p.target.data<float>(), *e = p.error.data<float>();
+  for (int64_t c = 0; c < C; ++c) {
+    double l1 = 0, l2 = 0;
+    for (int64_t k = c * per; k < (c + 1) * per; ++k) {
+      // AdaRound divides (x / scale), where the nearest quantizer multiplies by the inverse.
+      const float u = w[k] / s[c];
+      fl[k] = std::floor(u);
+      fr[k] = u - fl[k];
+      t[k] = 1.0f - std::nearbyint(fr[k]);
+      e[k] = std::fabs(w[k] - qn[k]);
+      l1 += e[k];
+      l2 += double(e[k]) * e[k];
+    }
+    if (weighting == ErrorWeighting::Element) continue;
+    const float v = weighting == ErrorWeighting::NeuronL1 ? float(l1)
+                    : weighting == ErrorWeighting::NeuronL2 ? float(std::sqrt(l2))
+                                                            : 1.0f;
+    for (int64_t k = c * per; k < (c + 1) * per; ++k) e[k] = v;
+  }
+  return p;
+}
+
+Tensor initial_rounding_variables(const RoundingProblem& p) {
+  Tensor V = Tensor::empty(p.frac.shape());
+  const float* r = p.frac.data<float>();
+  float* v = V.data<float>();
+  for (int64_t k = 0; k < V.numel(); ++k)
+    v[k] = r[k] == 0.0f ? -std::numeric_limits<float>::infinity() : -std::log(1.0f / r[k] - 1.0f);
+  return V;
+}
+
+Tensor soft_rounded_weight(const Tensor& V_in, const RoundingProblem& p) {
+  const Tensor V = V_in.detach().contiguous();
+  DEAREST_CHECK(V.shape() == p.floor_u.shape(), "efrap: rounding variables ", V.describe(), " for a weight ",
+                p.floor_u.describe());
+  const int64_t n = V.numel(), C = p.channels(), per = per_channel(V, C);
+  Tensor out = Tensor::empty(V.shape());
+  Tensor slope = Tensor::empty(V.shape());  // dW̃/dV, saved for the backward
+  const float *v = V.data<float>(), *fl = p.floor_u.data<float>(), *s = p.scale.data<float>(), *z = p.zero.data<float>();
+  float *o = out.data<float>(), *d = slope.data<float>();
+  const float lo = float(p.qmin), hi = float(p.qmax);
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t k = c * per; k < (c + 1) * per; ++k) {
+      const float h = sigmoidf(v[k]);
+      const float x = fl[k] + h + z[c];
+      const bool inside = x >= lo && x <= hi;
+      o[k] = ((inside ? x : (x < lo ? lo : hi)) - z[c]) * s[c];
+      d[k] = inside ? s[c] * h * (1.0f - h) : 0.0f;
+    }
+  }
+  return record("efrap_soft_rounded_weight", out, {V_in}, [sl = SavedTensor(slope)](const Tensor& g) {
+    Tensor gp = g.plain().contiguous().clone();
+    float* gd = gp.data<float>();
+    const float* sd = sl.get().data<float>();
+    for (int64_t k = 0; k < gp.numel(); ++k) gd[k] *= sd[k];
+    return std::vector<Tensor>{gp};
+  });
+}
+
+Tensor rounding_regularizer(const Tensor& V_in, const RoundingProblem& p, double beta, double lambda,
+                            RegularizerParts* parts) {
+  const Tensor V = V_in.detach().contiguous();
+  DEAREST_CHECK(V.shape() == p.floor_u.shape(), "efrap: rounding variables ", V.describe(), " for a weight ",
+                p.floor_u.describe());
+  const int64_t n = V.numel();
+  const bool need = grad_enabled() && V_in.requires_grad();
+  Tensor grad = need ? Tensor::empty(V.shape()) : Tensor();
+  const float *v = V.data<float>(), *t = p.target.data<float>(), *e = p.error.data<float>();
+  float* gd = need ? grad.data<float>() : nullptr;
+  const float b = float(beta), l = float(lambda);
+  double flip = 0, round = 0;
+#pragma omp parallel for schedule(static) reduction(+ : flip, round) if (n > 65536)
+  for (int64_t k = 0; k < n; ++k) {
+    const float h = sigmoidf(v[k]);
+    const float bce = -t[k] * std::log(h + kBceEps) - (1.0f - t[k]) * std::log(1.0f - h + kBceEps);
+    const float m = 2.0f * h - 1.0f;
+    flip += double(e[k] * bce);
+    round += double(1.0f - m * m);
+    if (gd) {
+      const float dh = h * (1.0f - h);
+      const float dbce = -t[k] / (h + kBceEps) + (1.0f - t[k]) / (1.0f - h + kBceEps);
+      gd[k] = (b * e[k] * dbce - l * 4.0f * m) * dh;
+    }
+  }
+  flip *= beta;
+  round *= lambda;
+  if (parts) *parts = {flip, round};
+  Tensor out = Tensor::scalar(flip + round);
+  if (!need) return out;
+  return record("efrap_rounding_regularizer", out, {V_in}, [gs = SavedTensor(grad)](const Tensor& g) {
+    const float go = float(g.plain().item());
+    Tensor r = gs.get().clone();
+    float* rd = r.data<float>();
+    for (int64_t k = 0; k < r.numel(); ++k) rd[k] *= go;
+    return std::vector<Tensor>{r};
+  });
+}
+
+Tensor hard_rounding(const Tensor& V_in) {
+  const Tensor V = V_in.detach().contiguous();
+  Tensor up = Tensor::empty(V.shape(), DType::U8);
+  const float* v = V.data<float>();
+  uint8_t* u = up.data<uint8_t>();
+  for (int64_t k = 0; k < V.numel(); ++k) u[k] = v[k] >= 0.0f ? 1 : 0;
+  return up;
+}
+
+}  // namespace dearest::defenses

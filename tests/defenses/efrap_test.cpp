@@ -1,0 +1,310 @@
+// EFRAP: each loss term and its gradient against the formulas of ALGORITHMS.md §1.5, weights on
+// their grid never move, the units of the reference, activation-preserving rounding (lambda_F = 0)
+// beating nearest rounding, the flip term alone flipping, resuming at a layer, bad input.
+#include "defenses/efrap.h"
+
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "nn/init.h"
+#include "nn/models.h"
+#include "quant/fake_quant.h"
+#include "quant/presets.h"
+#include "tests/test_util.h"
+
+namespace dearest::defenses {
+namespace {
+
+nn::ModulePtr warmed(const std::string& spec_text, nn::ModelSpec& spec) {
+  spec = nn::ModelSpec::parse(spec_text);
+  nn::set_init_seed(5);
+  nn::ModulePtr m = nn::build_model(spec);
+  {
+    NoGradGuard ng;
+    m->train();
+    for (uint64_t i = 0; i < 3; ++i) (*m)(add(mul(test::randn({16, 3, 32, 32}, 200 + i), 1.5), 0.2));
+  }
+  m->eval();
+  return m;
+}
+
+std::vector<Tensor> calib(int n, int64_t batch, uint64_t seed) {
+  std::vector<Tensor> b;
+  for (int i = 0; i < n; ++i) b.push_back(test::randn({batch, 3, 32, 32}, seed + uint64_t(i)));
+  return b;
+}
+
+// A per-channel 4-bit affine problem on a small weight with hand-placed elements.
+struct Small {
+  quant::QuantScheme scheme = quant::QuantScheme::make(4, false, false, true);
+  quant::QParams qp;
+  Tensor W;
+  Small() {
+    W = test::randn({3, 2, 2, 2}, 11);
+    float* w = W.data<float>();
+    qp = quant::QParams(Tensor::from_vector<float>({0.1f, 0.25f, 0.05f}, {3}), Tensor::from_vector<int32_t>({8, 7, 3}, {3}));
+    w[0] = 0.3f;    // 3.0 steps: on the grid
+    w[1] = 0.25f;   // 2.5 steps: a tie
+    w[2] = 0.07f;   // 0.7 steps
+    w[3] = 2.0f;    // 20 steps: clamped at 15 - 8 = 7
+    w[8] = -1.0f;   // -4 steps, on the grid in channel 1
+    w[16] = 0.012f; // 0.24 steps
+  }
+};
+
+TEST(EfrapRounding, ProblemMatchesTheFormulas) {
+  Small s;
+  RoundingProblem p = rounding_problem(s.W, s.scheme, s.qp, ErrorWeighting::Element);
+  const float *fl = p.floor_u.data<float>(), *r = p.frac.data<float>(), *t = p.target.data<float>(),
+              *e = p.error.data<float>(), *w = s.W.data<float>();
+  const Tensor qn = quant::fake_quantize_raw(s.W, s.scheme, s.qp).y;
+  for (int64_t k = 0; k < s.W.numel(); ++k) {
+    const float sc = s.qp.scale.data<float>()[k / 8];
+    EXPECT_EQ(fl[k], std::floor(w[k] / sc)) << k;
+    EXPECT_EQ(r[k], w[k] / sc - std::floor(w[k] / sc)) << k;
+    EXPECT_EQ(t[k], 1.0f - std::nearbyint(r[k])) << k;
+    EXPECT_EQ(e[k], std::fabs(w[k] - qn.data<float>()[k])) << k;
+  }
+  EXPECT_EQ(r[0], 0.0f);
+  EXPECT_EQ(t[1], 1.0f);  // r = 0.5 exactly: round(0.5) = 0, so the target is up
+  EXPECT_EQ(t[2], 0.0f);  // r = 0.7: nearest is up, the flip is down
+  EXPECT_NEAR(e[3], 2.0f - 0.7f, 1e-6);  // clamped: the error is the clipping error
+  // Neuron-wise weighting broadcasts the channel's L1 / L2 norm; "none" weighs every weight 1.
+  RoundingProblem l1 = rounding_problem(s.W, s.scheme, s.qp, ErrorWeighting::NeuronL1);
+  RoundingProblem l2 = rounding_problem(s.W, s.scheme, s.qp, ErrorWeighting::NeuronL2);
+  RoundingProblem none = rounding_problem(s.W, s.scheme, s.qp, ErrorWeighting::None);
+  for (int64_t c = 0; c < 3; ++c) {
+    double a = 0, q = 0;
+    for (int64_t k = c * 8; k < c * 8 + 8; ++k) a += e[k], q += double(e[k]) * e[k];
+    for (int64_t k = c * 8; k < c * 8 + 8; ++k) {
+      EXPECT_NEAR(l1.error.data<float>()[k], a, 1e-5);
+      EXPECT_NEAR(l2.error.data<float>()[k], std::sqrt(q), 1e-5);
+      EXPECT_EQ(none.error.data<float>()[k], 1.0f);
+    }
+  }
+  EXPECT_THROW(parse_error_weighting("neuron"), Error);
+}
+
+TEST(EfrapRounding, SoftWeightStartsAtTheFloatWeightAndItsGradientIsTheFormula) {
+  Small s;
+  RoundingProblem p = rounding_problem(s.W, s.scheme, s.qp, ErrorWeighting::Element);
+  Tensor V = initial_rounding_variables(p);
+  EXPECT_TRUE(std::isinf(V.data<float>()[0]) && V.data<float>()[0] < 0);
+  for (int64_t k = 0; k < V.numel(); ++k)
+    if (p.frac.data<float>()[k] > 0) {
+      EXPECT_NEAR(1 / (1 + std::exp(-V.data<float>()[k])), p.frac.data<float>()[k], 2e-6) << k;
+    }
+  V.set_requires_grad(true);
+  Tensor wt = soft_rounded_weight(V, p);
+  for (int64_t k = 0; k < V.numel(); ++k) {
+    if (k == 3) continue;  // clamped
+    const float x = p.floor_u.data<float>()[k] + p.frac.data<float>()[k] + p.zero.data<float>()[k / 8];
+    if (x >= 0 && x <= 15) EXPECT_NEAR(wt.data<float>()[k], s.W.data<float>()[k], 1e-6) << k;
+  }
+  EXPECT_NEAR(wt.data<float>()[3], 0.7f, 1e-6);  // (15 - 8) * 0.1
+  // Gradient: s_c sigmoid'(V) inside the clamp, 0 where clamped or on the grid.
+  Tensor g = test::randn(V.shape(), 12);
+  backward(sum(mul(wt, g)));
+  int64_t clamped = 0;
+  for (int64_t k = 0; k < V.numel(); ++k) {
+    const float v = V.data<float>()[k], sc = s.qp.scale.data<float>()[k / 8];
+    const float h = 1 / (1 + std::exp(-v));
+    const float x = p.floor_u.data<float>()[k] + h + p.zero.data<float>()[k / 8];
+    const bool inside = x >= 0 && x <= 15;
+    clamped += !inside;
+    const float want = inside ? g.data<float>()[k] * sc * h * (1 - h) : 0.0f;
+    EXPECT_NEAR(V.grad().data<float>()[k], want, 1e-7) << k;
+  }
+  EXPECT_EQ(V.grad().data<float>()[0], 0.0f);
+  EXPECT_EQ(V.grad().data<float>()[8], 0.0f);
+  EXPECT_GE(clamped, 2);
+}
+
+TEST(EfrapRounding, RegularizerValueAndGradientMatchTheFormulas) {
+  Small s;
+  RoundingProblem p = rounding_problem(s.W, s.scheme, s.qp, ErrorWeighting::Element);
+  Tensor V = initial_rounding_variables(p);
+  float* v = V.data<float>();
+  for (int64_t k = 4; k < V.numel(); ++k) v[k] += 0.3f * float((k % 5) - 2);  // away from the start
+  V.set_requires_grad(true);
+  const double beta = 1.0, lambda = 0.01;
+  RegularizerParts parts;
+  Tensor L = rounding_regularizer(V, p, beta, lambda, &parts);
+  // The formulas in double.
+  double flip = 0, round = 0;
+  std::vector<double> grad(size_t(V.numel()));
+  for (int64_t k = 0; k < V.numel(); ++k) {
+    const double h = std::isinf(v[k]) ? 0.0 : 1 / (1 + std::exp(-double(v[k])));
+    const double t = p.target.data<float>()[k], e = p.error.data<float>()[k];
+    flip += e * (-t * std::log(h + 1e-8) - (1 - t) * std::log(1 - h + 1e-8));
+    round += 1 - (2 * h - 1) * (2 * h - 1);
+    const double dh = h * (1 - h);
+    grad[size_t(k)] = beta * e * (-t / (h + 1e-8) + (1 - t) / (1 - h + 1e-8)) * dh - lambda * 4 * (2 * h - 1) * dh;
+  }
+  EXPECT_NEAR(parts.flip, beta * flip, 1e-5 * std::fabs(flip));
+  EXPECT_NEAR(parts.round, lambda * round, 1e-6);
+  EXPECT_NEAR(L.item(), beta * flip + lambda * round, 1e-5 * std::fabs(flip) + 1e-6);
+  backward(mul(L, 2.0));
+  for (int64_t k = 0; k < V.numel(); ++k)
+    EXPECT_NEAR(V.grad().data<float>()[k], 2 * grad[size_t(k)], 1e-5 * std::fabs(grad[size_t(k)]) + 1e-7) << k;
+  EXPECT_EQ(V.grad().data<float>()[0], 0.0f);  // on the grid: h = 0 exactly
+  // And against central differences of the op itself (in f32, so loosely), away from the grid.
+  NoGradGuard ng;
+  for (int64_t k : {2, 5, 16, 20}) {
+    Tensor a = V.detach().clone(), b = V.detach().clone();
+    a.data<float>()[k] += 1e-2f;
+    b.data<float>()[k] -= 1e-2f;
+    const double fd = (rounding_regularizer(a, p, beta, lambda).item() - rounding_regularizer(b, p, beta, lambda).item()) / 2e-2;
+    EXPECT_NEAR(fd, grad[size_t(k)], 2e-3 * std::fabs(grad[size_t(k)]) + 2e-4) << k;
+  }
+}
+
+TEST(EfrapUnits, ResNetAndVggUnitsAreTheReferenceSubgraphs) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  quant::QuantizedModel q(spec, *m, quant::preset("mqbench", 4));
+  auto units = layer_units(q, *m);
+  ASSERT_EQ(units.size(), 21u);
+  EXPECT_EQ(units[0].describe(), "conv1 -> bn1 -> relu -> quantize(layer1.0.conv1:input)");
+  EXPECT_EQ(units[1].describe(), "layer1.0.conv1 -> layer1.0.bn1 -> relu -> quantize(layer1.0.conv2:input)");
+  EXPECT_EQ(units[2].describe(), "layer1.0.conv2 -> layer1.0.bn2");
+  bool shortcut = false;
+  for (auto& u : units)
+    if (u.layer->name == "layer2.0.downsample.0") {
+      EXPECT_EQ(u.describe(), "layer2.0.downsample.0 -> layer2.0.downsample.1");
+      shortcut = true;
+    }
+  EXPECT_TRUE(shortcut);
+  EXPECT_EQ(units.back().describe(), "fc");
+  nn::ModelSpec vs;
+  auto v = warmed("vgg16-bn:width=4", vs);
+  quant::QuantizedModel qv(vs, *v, quant::preset("mqbench", 4));
+  auto vu = layer_units(qv, *v);
+  ASSERT_EQ(vu.size(), 14u);
+  EXPECT_EQ(vu[0].describe(), "features.0 -> features.1 -> features.2 -> quantize(features.3:input)");
+  EXPECT_EQ(vu[12].describe(),
+            "features.40 -> features.41 -> features.42 -> features.43 -> flatten -> quantize(classifier:input)");
+  // The unit run on the quantized model's inputs with its nearest weights is what the model computes.
+  std::vector<Tensor> x = calib(1, 4, 50);
+  q.calibrate(calib(2, 8, 60));
+  auto in = layer_inputs(q.model(), *units[1].layer->module, x);
+  auto next = layer_inputs(q.model(), *units[2].layer->module, x);  // conv2's input: conv1's unit output
+  NoGradGuard ng;
+  Tensor y = units[1].forward(in[0], q.quantized_weight(*units[1].layer), true);
+  EXPECT_TRUE(test::bitwise_equal(y.contiguous(), next[0]));
+}
+
+EfrapOptions quick(int64_t iterations) {
+  EfrapOptions o;
+  o.iterations = iterations;
+  o.curve_every = 10;
+  return o;
+}
+
+TEST(Efrap, WithoutTheFlipTermItPreservesActivationsBetterThanNearest) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  quant::QuantizedModel q(spec, *m, quant::preset("mqbench", 4));
+  auto data = calib(4, 8, 70);
+  q.calibrate(data);
+  EfrapOptions o = quick(150);
+  o.lambda_f = 0;
+  o.lr = 1e-2;
+  auto reps = efrap(q, *m, data, o);
+  ASSERT_EQ(reps.size(), 21u);
+  int better = 0;
+  for (auto& r : reps) {
+    EXPECT_EQ(r.iterations, 150);
+    EXPECT_EQ(r.curve.size(), 15u);
+    // Never worse, and better wherever a rounding changed.
+    EXPECT_LE(r.act_error_learned, r.act_error_nearest * (1 + 1e-6)) << r.name;
+    better += r.act_error_learned < r.act_error_nearest;
+    EXPECT_LT(r.flip_rate, 0.5) << r.name;
+  }
+  EXPECT_GE(better, 12) << "learned rounding beat nearest on " << better << " of 21 layers";
+}
+
+TEST(Efrap, TheFlipTermAloneFlipsEveryMovableWeightAndGridWeightsNeverMove) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  // Put some weights of the stem exactly on their grid after calibration.
+  quant::QuantizedModel q(spec, *m, quant::preset("mqbench", 4));
+  auto data = calib(2, 8, 80);
+  q.calibrate(data);
+  quant::QuantLayer& l = q.layers()[1];
+  {
+    NoGradGuard ng;
+    Tensor w = l.float_weight().detach().contiguous().clone();
+    const float s0 = l.weight->qparams().scale.data<float>()[0];
+    w.data<float>()[0] = 2 * s0;
+    w.data<float>()[1] = -1 * s0;
+    l.float_weight().copy_(w);
+    m->find(l.name)->named_parameters()[0].second.copy_(w);
+  }
+  EfrapOptions o = quick(100);
+  o.lambda_a = 0;
+  o.lambda_p = 0;
+  o.lr = 0.1;
+  o.weighting = ErrorWeighting::None;
+  auto reps = efrap(q, *m, data, o, {}, 0);
+  RoundingProblem p = rounding_problem(l.float_weight().detach(), l.weight->scheme(), l.weight->qparams(), ErrorWeighting::None);
+  const Tensor& up = l.weight->up_mask;
+  int64_t movable = 0, flipped = 0;
+  for (int64_t k = 0; k < up.numel(); ++k) {
+    const float r = p.frac.data<float>()[k];
+    if (r == 0) {
+      EXPECT_EQ(up.data<uint8_t>()[k], 0) << k;
+      continue;
+    }
+    ++movable;
+    flipped += up.data<uint8_t>()[k] == uint8_t(p.target.data<float>()[k]);
+  }
+  EXPECT_EQ(p.frac.data<float>()[0], 0.0f);
+  EXPECT_EQ(p.frac.data<float>()[1], 0.0f);
+  EXPECT_EQ(flipped, movable);
+  EXPECT_GT(reps[1].flip_rate, 0.9);
+}
+
+TEST(Efrap, AResumedRunEqualsAWholeRun) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  auto data = calib(3, 8, 90);
+  EfrapOptions o = quick(30);
+  quant::QuantizedModel whole(spec, *m, quant::preset("mqbench", 4));
+  whole.calibrate(data);
+  efrap(whole, *m, data, o);
+  quant::QuantizedModel part(spec, *m, quant::preset("mqbench", 4));
+  part.calibrate(data);
+  size_t done = 0;
+  EfrapProgress stop;
+  struct Cut {};
+  stop.on_layer = [&](size_t li, const EfrapLayerReport&) {
+    done = li + 1;
+    if (li == 6) throw Cut{};
+  };
+  EXPECT_THROW(efrap(part, *m, data, o, stop), Cut);
+  ASSERT_EQ(done, 7u);
+  // A fresh model with the first seven roundings restored continues at layer 7.
+  quant::QuantizedModel resumed(spec, *m, quant::preset("mqbench", 4));
+  resumed.calibrate(data);
+  for (size_t i = 0; i < done; ++i) set_learned_rounding(resumed.layers()[i], part.layers()[i].weight->up_mask);
+  auto reps = efrap(resumed, *m, data, o, {}, done);
+  EXPECT_EQ(reps.size(), 21u - done);
+  for (size_t i = 0; i < 21; ++i)
+    EXPECT_TRUE(test::bitwise_equal(resumed.layers()[i].weight->up_mask, whole.layers()[i].weight->up_mask)) << i;
+}
+
+TEST(Efrap, BadInputIsAClearError) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  quant::QuantizedModel q(spec, *m, quant::preset("mqbench", 4));
+  EXPECT_THROW(efrap(q, *m, calib(1, 4, 1), quick(1)), Error);  // not calibrated
+  q.calibrate(calib(1, 4, 1));
+  EXPECT_THROW(efrap(q, *m, {}, quick(1)), Error);
+  EXPECT_THROW(efrap(q, *m, {test::randn({4, 3, 16, 16}, 2)}, quick(1)), Error);
+  EfrapOptions bad = quick(0);
+  EXPECT_THROW(efrap(q, *m, calib(1, 4, 1), bad), Error);
+}
+
+}  // namespace
+}  // namespace dearest::defenses
