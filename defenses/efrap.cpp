@@ -6,7 +6,6 @@
 
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
-#include "nn/optim.h"
 #include "quant/fake_quant.h"
 #include "tensor/rng.h"
 
@@ -70,6 +69,9 @@ Json EfrapOptions::to_json() const {
   j.set("plateau_window", plateau_window);
   j.set("plateau_tol", plateau_tol);
   j.set("seed", int64_t(seed));
+  j.set("objective", objective == ObjectiveKind::Auto ? "auto" : objective == ObjectiveKind::Gram ? "gram"
+                     : objective == ObjectiveKind::Fused ? "fused" : "graph");
+  j.set("gram_budget_mb", gram_budget_mb);
   j.set("curve_every", curve_every);
   return j;
 }
@@ -78,11 +80,14 @@ Json EfrapLayerReport::to_json() const {
   Json j = Json::object();
   j.set("name", name);
   j.set("unit", unit);
+  j.set("objective", objective);
   j.set("weight_bits", weight_bits);
   j.set("input_bits", input_bits);
   j.set("weights", weights);
   j.set("iterations", iterations);
   j.set("seconds", seconds);
+  j.set("setup_seconds", setup_seconds);
+  j.set("loop_seconds", loop_seconds);
   j.set("flip_rate", flip_rate);
   j.set("on_grid", on_grid);
   j.set("act_error_nearest", act_error_nearest);
@@ -104,11 +109,14 @@ EfrapLayerReport EfrapLayerReport::from_json(const Json& j) {
   EfrapLayerReport r;
   r.name = j["name"].as_string();
   r.unit = j["unit"].as_string();
+  if (j.contains("objective")) r.objective = j["objective"].as_string();
   r.weight_bits = int(j["weight_bits"].as_int());
   r.input_bits = int(j["input_bits"].as_int());
   r.weights = j["weights"].as_int();
   r.iterations = j["iterations"].as_int();
   r.seconds = j["seconds"].as_number();
+  if (j.contains("setup_seconds")) r.setup_seconds = j["setup_seconds"].as_number();
+  if (j.contains("loop_seconds")) r.loop_seconds = j["loop_seconds"].as_number();
   r.flip_rate = j["flip_rate"].as_number();
   r.on_grid = j["on_grid"].as_number();
   r.act_error_nearest = j["act_error_nearest"].as_number();
@@ -185,11 +193,16 @@ std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_
     }
     rep.act_error_nearest = activation_error(u, q.quantized_weight(l), xq, target);
 
+    const Tensor w_float = l.float_weight().detach().plain().contiguous();
+    std::unique_ptr<UnitObjective> obj =
+        make_unit_objective(u, xq, target, w_float, o.objective, o.gram_budget_mb << 20);
+    rep.setup_seconds = seconds_since(t0);
+    const auto t_loop = std::chrono::steady_clock::now();
+    rep.objective = obj->kind();
     Tensor V = initial_rounding_variables(p);
-    V.set_requires_grad(true);
-    nn::AdamOptions ao;
-    ao.lr = o.lr;
-    nn::Adam adam({{"alpha", V}}, ao);
+    RoundingAdam adam;
+    adam.lr = o.lr;
+    Tensor grad_w;
     Rng rng(o.seed, li);
     CurvePoint win;
     int64_t in_win = 0;
@@ -197,15 +210,10 @@ std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_
     int64_t it = 0;
     for (; it < o.iterations;) {
       const size_t b = size_t(rng.next_int(0, int64_t(xq.size())));
-      RegularizerParts parts;
-      Tensor wt = soft_rounded_weight(V, p);
-      Tensor la = unit_loss(u.forward(xq[b], wt, true), target[b]);
-      Tensor loss = add(mul(la, o.lambda_a), rounding_regularizer(V, p, o.lambda_f, o.lambda_p, &parts));
-      backward(loss);
-      adam.step();
-      adam.zero_grad();
+      const double la = obj->value_and_grad(soft_rounded_weight_raw(V, p), b, grad_w);
+      const RegularizerParts parts = rounding_adam_step(V, grad_w, p, o.lambda_a, o.lambda_f, o.lambda_p, adam);
       ++it;
-      win.act += la.item();
+      win.act += la;
       win.flip += parts.flip;
       win.round += parts.round;
       ++in_win;
@@ -228,6 +236,7 @@ std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_
       }
     }
     rep.iterations = it;
+    rep.loop_seconds = seconds_since(t_loop);
     const Tensor up = hard_rounding(V);
     set_learned_rounding(l, up);
     rep.flip_rate = flip_rate(l, p, up);

@@ -14,6 +14,7 @@
 
 #include "defenses/efrap_rounding.h"
 #include "defenses/layer_units.h"
+#include "defenses/unit_objective.h"
 #include "quant/quantized_model.h"
 #include "tensor/json.h"
 
@@ -30,6 +31,9 @@ struct EfrapOptions {
   int64_t plateau_window = 0;
   double plateau_tol = 1e-3;
   uint64_t seed = 1005;       // the draws of calibration batches
+  // How L_A and its gradient are computed (defenses/unit_objective.h): the same function either way.
+  ObjectiveKind objective = ObjectiveKind::Auto;
+  int64_t gram_budget_mb = 3072;  // memory the Gram matrices of one layer may take
   int64_t curve_every = 100;  // the loss curve keeps the mean of every this many iterations
   std::string describe() const;
   Json to_json() const;
@@ -42,10 +46,13 @@ struct CurvePoint {
 
 struct EfrapLayerReport {
   std::string name, unit;
+  std::string objective;  // gram, fused or graph
   int weight_bits = 0, input_bits = 0;
   int64_t weights = 0;
   int64_t iterations = 0;     // run (fewer than asked when the plateau stop fired)
   double seconds = 0;
+  double setup_seconds = 0;   // inputs, targets and the nearest rounding's error
+  double loop_seconds = 0;    // the iterations alone
   double flip_rate = 0;       // fraction of weights whose integer differs from nearest rounding's
   double on_grid = 0;         // fraction of weights with zero fractional part (they never move)
   double act_error_nearest = 0, act_error_learned = 0;  // L_A over all calibration batches

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "quant/fake_quant.h"
 
@@ -161,6 +162,55 @@ Tensor rounding_regularizer(const Tensor& V_in, const RoundingProblem& p, double
     for (int64_t k = 0; k < r.numel(); ++k) rd[k] *= go;
     return std::vector<Tensor>{r};
   });
+}
+
+Tensor soft_rounded_weight_raw(const Tensor& V_in, const RoundingProblem& p) {
+  NoGradGuard ng;
+  return soft_rounded_weight(V_in.detach(), p);
+}
+
+RegularizerParts rounding_adam_step(Tensor& V, const Tensor& grad_w, const RoundingProblem& p, double lambda_a,
+                                    double beta, double lambda, RoundingAdam& adam) {
+  DEAREST_CHECK(V.is_contiguous() && !V.is_blocked() && V.shape() == p.floor_u.shape(), "efrap: rounding variables ",
+                V.describe(), " for a weight ", p.floor_u.describe());
+  const Tensor g = grad_w.plain().contiguous();
+  DEAREST_CHECK(g.shape() == V.shape(), "efrap: gradient ", g.describe(), " for rounding variables ", V.describe());
+  if (!adam.m.defined()) {
+    adam.m = Tensor::zeros(V.shape());
+    adam.v = Tensor::zeros(V.shape());
+  }
+  const int64_t t = ++adam.t;
+  // As nn::Adam: the bias corrections in double, the update in float.
+  const double bc1 = 1 - std::pow(adam.beta1, double(t)), bc2_sqrt = std::sqrt(1 - std::pow(adam.beta2, double(t)));
+  const float ss = float(adam.lr / bc1), bc2s = float(bc2_sqrt), eps = float(adam.eps);
+  const float b1 = float(adam.beta1), b2 = float(adam.beta2), a1 = float(1 - adam.beta1), a2 = float(1 - adam.beta2);
+  const int64_t n = V.numel(), C = p.channels(), per = per_channel(V, C);
+  float *v = V.data<float>(), *m = adam.m.data<float>(), *sq = adam.v.data<float>();
+  const float *gw = g.data<float>(), *fl = p.floor_u.data<float>(), *s = p.scale.data<float>(), *z = p.zero.data<float>();
+  const float *tg = p.target.data<float>(), *e = p.error.data<float>();
+  const float la = float(lambda_a), bf = float(beta), lp = float(lambda);
+  const float lo = float(p.qmin), hi = float(p.qmax);
+  double flip = 0, round = 0;
+#pragma omp parallel for schedule(static) reduction(+ : flip, round) if (n > 65536)
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t k = c * per; k < (c + 1) * per; ++k) {
+      const float h = sigmoidf(v[k]);
+      const float dh = h * (1.0f - h);
+      const float x = fl[k] + h + z[c];
+      const float slope = (x >= lo && x <= hi) ? s[c] * dh : 0.0f;
+      const float bce = -tg[k] * std::log(h + kBceEps) - (1.0f - tg[k]) * std::log(1.0f - h + kBceEps);
+      const float mm = 2.0f * h - 1.0f;
+      flip += double(e[k] * bce);
+      round += double(1.0f - mm * mm);
+      const float dbce = -tg[k] / (h + kBceEps) + (1.0f - tg[k]) / (1.0f - h + kBceEps);
+      const float gi = la * gw[k] * slope + (bf * e[k] * dbce - lp * 4.0f * mm) * dh;
+      m[k] = m[k] * b1 + a1 * gi;
+      sq[k] = sq[k] * b2 + a2 * (gi * gi);
+      const float denom = std::sqrt(sq[k]) / bc2s + eps;
+      v[k] = v[k] - ss * (m[k] / denom);
+    }
+  }
+  return {flip * beta, round * lambda};
 }
 
 Tensor hard_rounding(const Tensor& V_in) {

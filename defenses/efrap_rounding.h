@@ -51,6 +51,21 @@ struct RegularizerParts {
 Tensor rounding_regularizer(const Tensor& V, const RoundingProblem& p, double beta, double lambda,
                             RegularizerParts* parts = nullptr);
 
+// The soft-rounded weight without a graph (the hot loop's forward).
+Tensor soft_rounded_weight_raw(const Tensor& V, const RoundingProblem& p);
+
+// Adam on V (torch defaults but the learning rate), state kept between steps.
+struct RoundingAdam {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  Tensor m, v;
+  int64_t t = 0;
+};
+// One EFRAP step on V, fused: the gradient of lambda_a L_A + L_F + L_P, with `grad_w` = dL_A/dW̃
+// taken through dW̃/dV (as soft_rounded_weight's backward) plus rounding_regularizer's gradient,
+// then nn::Adam's update, in one pass. Returns L_F and L_P at V before the step.
+RegularizerParts rounding_adam_step(Tensor& V, const Tensor& grad_w, const RoundingProblem& p, double lambda_a,
+                                    double beta, double lambda, RoundingAdam& adam);
+
 // The hard decision: 1 (round up) where V >= 0, as u8, W's shape.
 Tensor hard_rounding(const Tensor& V);
 

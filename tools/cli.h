@@ -35,6 +35,7 @@ Command audit_command();
 Command attack_command();
 Command judge_command();
 Command report_command();
+Command defend_command();
 
 // The options of a parsed command as an INI file that repeats the run (--config).
 std::string config_text(const po::variables_map& vm);

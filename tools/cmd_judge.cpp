@@ -10,40 +10,16 @@
 #include "nn/checkpoint.h"
 #include "quant/serialize.h"
 #include "tensor/safetensors.h"
+#include "tools/backdoor_options.h"
 #include "tools/cli.h"
 
 namespace dearest::cli {
 
 namespace {
 
-std::map<std::string, std::string> metadata_of(const std::string& path) {
-  std::map<std::string, std::string> m;
-  for (auto& [k, v] : read_safetensors(path).metadata) m[k] = v;
-  return m;
-}
-
 int judge(const po::variables_map& vm) {
   const std::string file = vm["model"].as<std::string>();
-  const auto meta = metadata_of(file);
-  attacks::JudgeOptions o;
-  o.data = data::parse_data_spec(vm["data"].as<std::string>());
-  const int64_t image = data::image_size_of(o.data.kind);
-  std::string trig = vm.count("trigger") ? vm["trigger"].as<std::string>() : "";
-  if (trig.empty() && meta.count("trigger_spec")) trig = meta.at("trigger_spec");
-  DEAREST_CHECK(!trig.empty(), file, " records no trigger: give --trigger (e.g. pq-backdoor or square:size=4)");
-  o.trigger = attacks::parse_trigger(trig, image);
-  o.target = vm.count("target") ? vm["target"].as<int>() : meta.count("target") ? std::stoi(meta.at("target")) : 0;
-  o.include_target = vm["include-target"].as<bool>();
-  std::string sources = vm.count("source-classes") ? vm["source-classes"].as<std::string>()
-                                                   : meta.count("source_classes") ? meta.at("source_classes") : "";
-  for (size_t start = 0; start < sources.size();) {
-    size_t c = sources.find(',', start);
-    if (c == std::string::npos) c = sources.size();
-    if (c > start) o.sources.push_back(std::stoi(sources.substr(start, c - start)));
-    start = c + 1;
-  }
-  o.images = vm["images"].as<int64_t>();
-  o.batch = vm["batch"].as<int64_t>();
+  attacks::JudgeOptions o = backdoor_options(vm, file);
   {
     const std::string c = vm["calib"].as<std::string>();
     const size_t a = c.find(':'), b = c.find(':', a == std::string::npos ? a : a + 1);
@@ -90,17 +66,12 @@ Command judge_command() {
           [](po::options_description& d) {
             d.add_options()("model", po::value<std::string>()->required(), "a model file, or a quantized model file (dearest quantize)")
                 ("data", po::value<std::string>()->required(), "dataset spec")
-                ("trigger", po::value<std::string>(), "trigger spec (default: the one dearest attack recorded in the file)")
-                ("target", po::value<int>(), "target label (default: recorded, else 0)")
-                ("source-classes", po::value<std::string>(), "source-specific backdoor: the ASR counts only these classes")
                 ("quantizers", po::value<std::string>()->default_value("pytorch-fbgemm:8,mqbench:8,mqbench:4"),
                  "preset:bits list the model is judged under (ignored for a quantized file)")
                 ("calib", po::value<std::string>()->default_value("1024:32:0.05"),
                  "calibration of the presets other than mqbench: SIZE:BATCH:POOL (mqbench: EFRAP's recipe)")
-                ("include-target", po::value<bool>()->default_value(false)->implicit_value(true), "count the target class's own images in the ASR")
-                ("images", po::value<int64_t>()->default_value(0), "only the first N test images (0: all)")
-                ("batch", po::value<int64_t>()->default_value(256), "batch size (per-batch quantizers depend on it)")
                 ("json", "print JSON");
+            add_backdoor_options(d);
           },
           judge};
 }

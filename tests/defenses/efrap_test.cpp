@@ -8,6 +8,7 @@
 #include "autograd/ops.h"
 #include "nn/init.h"
 #include "nn/models.h"
+#include "nn/optim.h"
 #include "quant/fake_quant.h"
 #include "quant/presets.h"
 #include "tests/test_util.h"
@@ -192,6 +193,73 @@ TEST(EfrapUnits, ResNetAndVggUnitsAreTheReferenceSubgraphs) {
   NoGradGuard ng;
   Tensor y = units[1].forward(in[0], q.quantized_weight(*units[1].layer), true);
   EXPECT_TRUE(test::bitwise_equal(y.contiguous(), next[0]));
+}
+
+TEST(EfrapRounding, TheFusedStepIsTheGraphGradientThenAdam) {
+  Small s;
+  RoundingProblem p = rounding_problem(s.W, s.scheme, s.qp, ErrorWeighting::Element);
+  Tensor V = initial_rounding_variables(p);
+  Tensor Vg = V.clone();
+  Vg.set_requires_grad(true);
+  nn::AdamOptions ao;
+  ao.lr = 0.05;
+  nn::Adam adam({{"alpha", Vg}}, ao);
+  RoundingAdam fused;
+  fused.lr = 0.05;
+  const Tensor target = test::randn(s.W.shape(), 13);
+  for (int step = 0; step < 5; ++step) {
+    // The graph: L = 0.7 * sum((W̃ - target)^2) + L_F + L_P.
+    Tensor wt = soft_rounded_weight(Vg, p);
+    Tensor la = sum(square(sub(wt, target)));
+    backward(add(mul(la, 0.7), rounding_regularizer(Vg, p, 1.0, 0.01)));
+    adam.step();
+    adam.zero_grad();
+    // Fused: dL_A/dW̃ = 2 (W̃ - target).
+    Tensor w2 = soft_rounded_weight_raw(V, p);
+    Tensor gw = mul(sub(w2, target), 2.0);
+    rounding_adam_step(V, gw, p, 0.7, 1.0, 0.01, fused);
+    EXPECT_LT(test::max_abs_diff(V, Vg.detach()), 1e-5) << "step " << step;
+  }
+}
+
+// The three forms of L_A agree on every unit they apply to.
+TEST(EfrapObjective, GramFusedAndGraphAgree) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  quant::QuantizedModel q(spec, *m, quant::preset("mqbench", 4));
+  auto data = calib(2, 4, 110);
+  q.calibrate(data);
+  auto units = layer_units(q, *m);
+  int gram = 0, fused = 0;
+  for (auto& u : units) {
+    auto xq = layer_inputs(q.model(), *u.layer->module, data);
+    auto xf = layer_inputs(*m, *u.float_layer, data);
+    std::vector<Tensor> tg;
+    const Tensor w = u.layer->float_weight().detach().contiguous();
+    {
+      NoGradGuard ng;
+      for (auto& x : xf) tg.push_back(u.forward(x, w, false).contiguous());
+    }
+    // A weight away from the float one, as during the optimization.
+    const Tensor wt = q.quantized_weight(*u.layer).contiguous();
+    Tensor g_ref, g;
+    auto graph = make_unit_objective(u, xq, tg, w, ObjectiveKind::Graph);
+    const double ref = graph->value_and_grad(wt, 1, g_ref);
+    for (ObjectiveKind k : {ObjectiveKind::Gram, ObjectiveKind::Fused}) {
+      std::unique_ptr<UnitObjective> o;
+      try {
+        o = make_unit_objective(u, xq, tg, w, k);
+      } catch (const Error&) {
+        continue;  // this form does not apply to this unit
+      }
+      (k == ObjectiveKind::Gram ? gram : fused) += 1;
+      const double v = o->value_and_grad(wt, 1, g);
+      EXPECT_NEAR(v, ref, 2e-4 * std::fabs(ref) + 1e-7) << u.describe() << " " << o->kind();
+      EXPECT_LT(test::rel_err(g, g_ref), 2e-4) << u.describe() << " " << o->kind();
+    }
+  }
+  EXPECT_EQ(gram, 12);   // 8 conv2, 3 shortcuts, fc
+  EXPECT_EQ(fused, 21);  // every unit
 }
 
 EfrapOptions quick(int64_t iterations) {

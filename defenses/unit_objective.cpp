@@ -1,0 +1,359 @@
+#include "defenses/unit_objective.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "autograd/engine.h"
+#include "autograd/grad_mode.h"
+#include "nn/layers.h"
+#include "quant/fake_quant.h"
+#include "tensor/kernels/blas.h"
+#include "tensor/ops/conv.h"
+#include "tensor/ops/matmul.h"
+
+namespace dearest::defenses {
+
+namespace {
+
+// The unit's output reduced as the reference's L_A: rows = elements / channels.
+double rows_of(const Shape& out) {
+  int64_t n = 1;
+  for (int64_t d : out) n *= d;
+  return double(n) / double(out[1]);
+}
+
+Tensor layer_bias(const LayerUnit& u) {
+  Tensor b;
+  if (u.layer->is_conv) {
+    auto* c = static_cast<nn::Conv2d*>(u.layer->module);
+    if (c->has_bias()) b = c->bias();
+    if (b.defined() && c->bias_transform) b = c->bias_transform(b);
+  } else {
+    auto* l = static_cast<nn::Linear*>(u.layer->module);
+    for (auto& [k, t] : l->named_parameters())
+      if (k == "bias") b = t;
+    if (b.defined() && l->bias_transform) b = l->bias_transform(b);
+  }
+  return b.defined() ? b.detach().plain().contiguous() : b;
+}
+
+// The unit's tail after the layer, when it is [BN] [ReLU | ReLU6] [flatten] [activation quantizer].
+struct Tail {
+  bool elementwise = true;
+  bool affine = true;  // no activation, no quantizer: the output is affine in the weight
+  std::vector<float> a, b;  // per channel: BN as y = a z + b (a = 1, b = 0 without BN)
+  enum class Act { None, Relu, Relu6 } act = Act::None;
+  std::shared_ptr<quant::TensorQuantizer> quant;
+};
+
+Tail analyze(const LayerUnit& u, int64_t C) {
+  Tail t;
+  t.a.assign(size_t(C), 1.0f);
+  t.b.assign(size_t(C), 0.0f);
+  int stage = 0;  // 0: BN allowed, 1: activation allowed, 2: flatten, 3: quantizer, 4: nothing more
+  for (auto& st : u.after) {
+    if (st.kind == UnitStep::Kind::Quantize) {
+      if (!st.quant) continue;
+      if (stage > 3 || st.quant->mode != quant::TensorQuantizer::Mode::Fixed) t.elementwise = false;
+      t.quant = st.quant;
+      t.affine = false;
+      stage = 4;
+    } else if (st.kind == UnitStep::Kind::Relu && stage <= 1) {
+      t.act = Tail::Act::Relu;
+      t.affine = false;
+      stage = 2;
+    } else if (st.kind == UnitStep::Kind::Flatten && stage <= 2) {
+      stage = 3;
+    } else if (st.kind == UnitStep::Kind::Module) {
+      const std::string ty = st.module->type();
+      if (ty == "Dropout" || ty == "Identity") continue;  // eval mode: identities
+      if (ty == "BatchNorm2d" && stage == 0) {
+        auto* bn = static_cast<nn::BatchNorm2d*>(st.module);
+        stage = 1;
+        if (bn->folded) continue;
+        Tensor g, be, m, v;
+        for (auto& [k, x] : bn->state_dict()) {
+          if (k == "weight") g = x.contiguous();
+          if (k == "bias") be = x.contiguous();
+          if (k == "running_mean") m = x.contiguous();
+          if (k == "running_var") v = x.contiguous();
+        }
+        DEAREST_CHECK(g.numel() == C, "efrap: ", st.name, " has ", g.numel(), " channels, the layer ", C);
+        for (int64_t c = 0; c < C; ++c) {
+          const float s = g.data<float>()[c] / std::sqrt(v.data<float>()[c] + float(bn->eps));
+          t.a[size_t(c)] = s;
+          t.b[size_t(c)] = be.data<float>()[c] - m.data<float>()[c] * s;
+        }
+      } else if ((ty == "ReLU" || ty == "ReLU6") && stage <= 1) {
+        t.act = ty == "ReLU" ? Tail::Act::Relu : Tail::Act::Relu6;
+        t.affine = false;
+        stage = 2;
+      } else if (ty == "Flatten" && stage <= 2) {
+        stage = 3;
+      } else {
+        t.elementwise = t.affine = false;
+      }
+    } else {
+      t.elementwise = t.affine = false;
+    }
+  }
+  return t;
+}
+
+// ---- graph ---------------------------------------------------------------------------------
+class GraphObjective : public UnitObjective {
+ public:
+  GraphObjective(const LayerUnit& u, const std::vector<Tensor>& in, const std::vector<Tensor>& tg)
+      : u_(u), in_(in), tg_(tg) {}
+  double value_and_grad(const Tensor& w, size_t b, Tensor& grad) override {
+    Tensor leaf = w.detach().clone();
+    leaf.set_requires_grad(true);
+    Tensor y = u_.forward(in_[b], leaf, true);
+    Tensor l = div(sum(square(sub(y, tg_[b]))), rows_of(y.shape()));
+    backward(l);
+    grad = leaf.grad().plain().contiguous();
+    return l.item();
+  }
+  const char* kind() const override { return "graph"; }
+
+ private:
+  const LayerUnit& u_;
+  const std::vector<Tensor>& in_;
+  const std::vector<Tensor>& tg_;
+};
+
+// ---- fused ---------------------------------------------------------------------------------
+class FusedObjective : public UnitObjective {
+ public:
+  FusedObjective(const LayerUnit& u, const std::vector<Tensor>& in, const std::vector<Tensor>& tg, Tail t)
+      : u_(u), in_(in), tg_(tg), t_(std::move(t)), bias_(layer_bias(u)) {}
+
+  double value_and_grad(const Tensor& w, size_t b, Tensor& grad) override {
+    NoGradGuard ng;
+    const Tensor& x = in_[b];
+    Tensor z = u_.layer->is_conv ? raw::conv2d(x, w, bias_, static_cast<nn::Conv2d*>(u_.layer->module)->params)
+                                 : raw::linear(x, w, bias_);
+    z = z.plain().contiguous();
+    const int64_t N = z.size(0), C = z.size(1), inner = z.numel() / (N * C);
+    const Tensor& T = tg_[b];
+    DEAREST_CHECK(T.numel() == z.numel(), "efrap: target ", T.describe(), " for a unit output ", z.describe());
+    // Pass 1: y = act(a z + b).
+    Tensor y = Tensor::empty(z.shape());
+    const float* zd = z.data<float>();
+    float* yd = y.data<float>();
+    const float *a = t_.a.data(), *bb = t_.b.data();
+    const auto act = t_.act;
+#pragma omp parallel for schedule(static) if (N * C > 64)
+    for (int64_t nc = 0; nc < N * C; ++nc) {
+      const int64_t c = nc % C;
+      const float* zi = zd + nc * inner;
+      float* yi = yd + nc * inner;
+      for (int64_t k = 0; k < inner; ++k) {
+        float v = a[c] * zi[k] + bb[c];
+        if (act == Tail::Act::Relu) v = v > 0 ? v : 0.0f;
+        else if (act == Tail::Act::Relu6) v = v < 0 ? 0.0f : (v > 6 ? 6.0f : v);
+        yi[k] = v;
+      }
+    }
+    // Pass 2: the activation quantizer, as its own kernel computes it.
+    Tensor yq = y, in_range;
+    const bool clipped = t_.quant && t_.quant->ste() == quant::Ste::Clipped;
+    if (t_.quant) {
+      quant::FakeQuantResult r = quant::fake_quantize_raw(y, t_.quant->scheme(), t_.quant->qparams(), {}, false, clipped);
+      yq = r.y.contiguous();
+      in_range = r.in_range;
+    }
+    // Pass 3: the loss and its gradient with respect to z.
+    grad_z_ = Tensor::empty(z.shape());
+    float* gz = grad_z_.data<float>();
+    const float* qd = yq.data<float>();
+    const float* td = T.contiguous().data<float>();
+    const uint8_t* ir = clipped ? in_range.data<uint8_t>() : nullptr;
+    const double rows = double(N) * double(inner);
+    const float two_over = float(2.0 / rows);
+    double loss = 0;
+#pragma omp parallel for schedule(static) reduction(+ : loss) if (N * C > 64)
+    for (int64_t nc = 0; nc < N * C; ++nc) {
+      const int64_t c = nc % C;
+      const int64_t o = nc * inner;
+      double part = 0;
+      for (int64_t k = 0; k < inner; ++k) {
+        const float d = qd[o + k] - td[o + k];
+        part += double(d) * d;
+        const float pre = a[c] * zd[o + k] + bb[c];
+        bool pass = !ir || ir[o + k];
+        if (act == Tail::Act::Relu) pass = pass && pre > 0;
+        else if (act == Tail::Act::Relu6) pass = pass && pre >= 0 && pre <= 6;
+        gz[o + k] = pass ? two_over * d * a[c] : 0.0f;
+      }
+      loss += part;
+    }
+    if (u_.layer->is_conv) {
+      grad = raw::conv2d_backward_weights(grad_z_, x, w.shape(), false, static_cast<nn::Conv2d*>(u_.layer->module)->params).w;
+    } else {
+      // gw = gz^T x: [C, N] x [N, K].
+      const int64_t K = x.size(1);
+      grad = Tensor::empty(w.shape());
+      const Tensor xc = x.contiguous();
+      blas_sgemm(true, false, C, K, N, 1.0f, gz, C, xc.data<float>(), K, 0.0f, grad.data<float>(), K);
+    }
+    grad = grad.plain().contiguous();
+    return loss / rows;
+  }
+  const char* kind() const override { return "fused"; }
+
+ private:
+  const LayerUnit& u_;
+  const std::vector<Tensor>& in_;
+  const std::vector<Tensor>& tg_;
+  Tail t_;
+  Tensor bias_, grad_z_;
+};
+
+// ---- gram ----------------------------------------------------------------------------------
+// Patches of one image for a convolution: P[k][m], k = (ci, ky, kx) as OIHW flattens the weight,
+// m = (oy, ox).
+void im2col(const float* x, int64_t Ci, int64_t H, int64_t W, int64_t kh, int64_t kw, const Conv2dParams& p, int64_t OH,
+            int64_t OW, float* P) {
+  for (int64_t ci = 0; ci < Ci; ++ci)
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        float* row = P + ((ci * kh + ky) * kw + kx) * OH * OW;
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          const int64_t iy = oy * p.stride_h - p.pad_h + ky * p.dil_h;
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            const int64_t ix = ox * p.stride_w - p.pad_w + kx * p.dil_w;
+            row[oy * OW + ox] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? x[(ci * H + iy) * W + ix] : 0.0f;
+          }
+        }
+      }
+}
+
+class GramObjective : public UnitObjective {
+ public:
+  GramObjective(const LayerUnit& u, const std::vector<Tensor>& in, const std::vector<Tensor>& tg, const Tensor& w_float,
+                Tail t)
+      : a_(std::move(t.a)) {
+    NoGradGuard ng;
+    w_ = w_float.detach().plain().contiguous().clone();
+    C_ = w_.size(0);
+    K_ = w_.numel() / C_;
+    for (size_t b = 0; b < in.size(); ++b) {
+      const Tensor x = in[b].contiguous();
+      const Tensor E = sub(u.forward(x, w_, false), tg[b]).plain().contiguous();
+      const int64_t N = E.size(0);
+      rows_.push_back(rows_of(E.shape()));
+      Tensor G = Tensor::zeros({K_, K_}), R = Tensor::zeros({K_, C_});
+      double e = 0;
+      const float* ed = E.data<float>();
+      for (int64_t i = 0; i < E.numel(); ++i) e += double(ed[i]) * ed[i];
+      if (u.layer->is_conv) {
+        const auto& p = static_cast<nn::Conv2d*>(u.layer->module)->params;
+        DEAREST_CHECK(p.groups == 1, "efrap: the gram form needs groups = 1");
+        const int64_t Ci = x.size(1), H = x.size(2), W = x.size(3), kh = w_.size(2), kw = w_.size(3);
+        const int64_t OH = E.size(2), OW = E.size(3), HW = OH * OW, M = N * HW;
+        // All the batch's patches side by side (K x N*HW) and E as C x N*HW: one product each.
+        Tensor P = Tensor::empty({K_, M}), Et = Tensor::empty({C_, M});
+        {
+          Tensor Pn = Tensor::empty({K_, HW});
+          for (int64_t n = 0; n < N; ++n) {
+            im2col(x.data<float>() + n * Ci * H * W, Ci, H, W, kh, kw, p, OH, OW, Pn.data<float>());
+            for (int64_t k = 0; k < K_; ++k)
+              std::copy_n(Pn.data<float>() + k * HW, HW, P.data<float>() + k * M + n * HW);
+            for (int64_t c = 0; c < C_; ++c)
+              std::copy_n(ed + (n * C_ + c) * HW, HW, Et.data<float>() + c * M + n * HW);
+          }
+        }
+        blas_sgemm(false, true, K_, K_, M, 1.0f, P.data<float>(), M, P.data<float>(), M, 0.0f, G.data<float>(), K_);
+        blas_sgemm(false, true, K_, C_, M, 1.0f, P.data<float>(), M, Et.data<float>(), M, 0.0f, R.data<float>(), C_);
+      } else {
+        blas_sgemm(true, false, K_, K_, N, 1.0f, x.data<float>(), K_, x.data<float>(), K_, 0.0f, G.data<float>(), K_);
+        blas_sgemm(true, false, K_, C_, N, 1.0f, x.data<float>(), K_, ed, C_, 0.0f, R.data<float>(), C_);
+      }
+      G_.push_back(G);
+      R_.push_back(R);
+      e_.push_back(e);
+    }
+    D_ = Tensor::empty({C_, K_});
+    T_ = Tensor::empty({C_, K_});
+  }
+
+  double value_and_grad(const Tensor& w, size_t b, Tensor& grad) override {
+    const Tensor wc = w.plain().contiguous();
+    const float *wd = wc.data<float>(), *w0 = w_.data<float>();
+    float* d = D_.data<float>();
+    for (int64_t i = 0; i < C_ * K_; ++i) d[i] = wd[i] - w0[i];
+    // T = D G (G is symmetric).
+    blas_sgemm(false, false, C_, K_, K_, 1.0f, d, K_, G_[b].data<float>(), K_, 0.0f, T_.data<float>(), K_);
+    grad = Tensor::empty(w.shape());
+    float* g = grad.data<float>();
+    const float* t = T_.data<float>();
+    const float* r = R_[b].data<float>();
+    const double M = rows_[b];
+    double quad = 0, cross = 0;
+    for (int64_t c = 0; c < C_; ++c) {
+      const float a = a_[size_t(c)];
+      const float f = float(2.0 / M) * a;
+      double q = 0, x = 0;
+      for (int64_t k = 0; k < K_; ++k) {
+        const float rk = r[k * C_ + c];
+        q += double(d[c * K_ + k]) * t[c * K_ + k];
+        x += double(d[c * K_ + k]) * rk;
+        g[c * K_ + k] = f * (a * t[c * K_ + k] + rk);
+      }
+      quad += double(a) * a * q;
+      cross += 2.0 * a * x;
+    }
+    return (quad + cross + e_[b]) / M;
+  }
+  const char* kind() const override { return "gram"; }
+
+ private:
+  std::vector<float> a_;
+  Tensor w_, D_, T_;
+  int64_t C_ = 0, K_ = 0;
+  std::vector<Tensor> G_, R_;
+  std::vector<double> e_, rows_;
+};
+
+}  // namespace
+
+ObjectiveKind parse_objective_kind(const std::string& s) {
+  if (s == "auto") return ObjectiveKind::Auto;
+  if (s == "gram") return ObjectiveKind::Gram;
+  if (s == "fused") return ObjectiveKind::Fused;
+  if (s == "graph") return ObjectiveKind::Graph;
+  fail("efrap objective: expected auto, gram, fused or graph, got \"", s, "\"");
+}
+
+std::unique_ptr<UnitObjective> make_unit_objective(const LayerUnit& u, const std::vector<Tensor>& inputs,
+                                                   const std::vector<Tensor>& targets, const Tensor& w_float,
+                                                   ObjectiveKind kind, int64_t gram_budget_bytes) {
+  DEAREST_CHECK(!inputs.empty() && inputs.size() == targets.size(), "efrap: ", inputs.size(), " input batches and ",
+                targets.size(), " target batches");
+  const int64_t C = w_float.size(0), K = w_float.numel() / C;
+  Tail t = analyze(u, C);
+  const bool grouped = u.layer->is_conv && static_cast<nn::Conv2d*>(u.layer->module)->params.groups != 1;
+  const bool gram_ok = t.affine && !grouped;
+  const bool fused_ok = t.elementwise;
+  if (kind == ObjectiveKind::Auto) {
+    // Per iteration the Gram form costs 2 C K^2 flops, the two convolutions 4 M K C.
+    const double M = rows_of(targets[0].shape());
+    const double bytes = double(inputs.size()) * double(K) * double(K + C) * 4.0;
+    kind = gram_ok && double(K) < 2.0 * M && bytes <= double(gram_budget_bytes) ? ObjectiveKind::Gram
+           : fused_ok                                                              ? ObjectiveKind::Fused
+                                                                                   : ObjectiveKind::Graph;
+  }
+  switch (kind) {
+    case ObjectiveKind::Gram:
+      DEAREST_CHECK(gram_ok, "efrap: the unit ", u.describe(), " is not affine in the weight; the gram form does not apply");
+      return std::make_unique<GramObjective>(u, inputs, targets, w_float, std::move(t));
+    case ObjectiveKind::Fused:
+      DEAREST_CHECK(fused_ok, "efrap: the unit ", u.describe(), " has a step the fused form does not know");
+      return std::make_unique<FusedObjective>(u, inputs, targets, std::move(t));
+    default:
+      return std::make_unique<GraphObjective>(u, inputs, targets);
+  }
+}
+
+}  // namespace dearest::defenses

@@ -1,0 +1,20 @@
+// The backdoor a model is measured against (trigger, target, source classes, whether the target
+// class counts in the ASR), from the command line or, by default, from what dearest attack
+// recorded in the model file. Shared by judge and defend.
+#pragma once
+#include <map>
+#include <string>
+
+#include "attacks/judge.h"
+#include "tools/cli.h"
+
+namespace dearest::cli {
+
+std::map<std::string, std::string> file_metadata(const std::string& path);
+void add_backdoor_options(po::options_description& d);
+// data, trigger, target, sources, include_target, images and batch of a JudgeOptions.
+// `trigger_spec`, when given, receives the trigger's spec text (to record with a defended model).
+attacks::JudgeOptions backdoor_options(const po::variables_map& vm, const std::string& model_file,
+                                       std::string* trigger_spec = nullptr);
+
+}  // namespace dearest::cli

@@ -1,0 +1,288 @@
+// dearest defend: quantize a possibly backdoored model with a defense and measure what is left of
+// the backdoor. efrap learns every weight's rounding (defenses/efrap.h); nearest, flipped, omse,
+// ocs and aciq are the standard and robust quantizers it is compared with. Writes the quantized
+// model, the per-layer report (EFRAP) and a JSON summary with CDA, ASR and DTM against the
+// standard quantizer's ASR. An interrupted EFRAP run resumes at the next layer.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "attacks/judge.h"
+#include "defenses/efrap.h"
+#include "nn/checkpoint.h"
+#include "quant/calibration.h"
+#include "quant/serialize.h"
+#include "tensor/runtime.h"
+#include "tensor/safetensors.h"
+#include "tools/backdoor_options.h"
+#include "tools/cli.h"
+
+namespace dearest::cli {
+
+namespace {
+
+const std::vector<std::string> kMethods = {"efrap", "nearest", "flipped", "omse", "ocs", "aciq"};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  {
+    std::ofstream f(path + ".tmp");
+    f << text;
+  }
+  std::filesystem::rename(path + ".tmp", path);
+}
+
+quant::QuantConfig method_config(const std::string& method, int bits, int abits, int first_last) {
+  const bool robust = method == "omse" || method == "ocs" || method == "aciq";
+  quant::QuantConfig c = quant::preset(robust ? method : "mqbench", bits, abits);
+  if (first_last >= 0) c.first_last_bits = first_last;
+  if (method == "flipped") c.conv_weight.rounding = c.linear_weight.rounding = quant::Rounding::Flipped;
+  return c;
+}
+
+defenses::EfrapOptions efrap_options(const po::variables_map& vm) {
+  defenses::EfrapOptions o;
+  o.iterations = vm["iterations"].as<int64_t>();
+  o.lr = vm["lr"].as<double>();
+  o.lambda_a = vm["lambda-a"].as<double>();
+  o.lambda_f = vm["lambda-f"].as<double>();
+  o.lambda_p = vm["lambda-p"].as<double>();
+  o.weighting = defenses::parse_error_weighting(vm["error-weighting"].as<std::string>());
+  o.plateau_window = vm["plateau-window"].as<int64_t>();
+  o.plateau_tol = vm["plateau-tol"].as<double>();
+  o.seed = vm["seed"].as<uint64_t>();
+  o.curve_every = vm["curve-every"].as<int64_t>();
+  return o;
+}
+
+// What identifies an EFRAP run for resuming: the model's weights, the quantizer, the options,
+// the calibration set.
+std::string run_identity(nn::Module& model, const quant::QuantConfig& cfg, const defenses::EfrapOptions& o,
+                         const quant::CalibOptions& c, const std::string& data) {
+  Json j = Json::object();
+  j.set("weights", nn::fingerprint(model));
+  j.set("quantizer", quant::config_to_json(cfg));
+  j.set("efrap", o.to_json());
+  j.set("calib", std::to_string(c.size) + ":" + std::to_string(c.batch) + ":" + std::to_string(c.pool) + ":" +
+                     std::to_string(c.seed) + ":" + (c.augment ? "aug" : "plain") + ":" + data);
+  return j.dump();
+}
+
+std::string progress_path(const std::string& out) { return out + "/efrap-progress.safetensors"; }
+
+void save_progress(const std::string& out, const std::string& identity, quant::QuantizedModel& q, size_t done,
+                   const std::vector<defenses::EfrapLayerReport>& reports) {
+  std::vector<std::pair<std::string, Tensor>> masks;
+  for (size_t i = 0; i < done; ++i) masks.emplace_back(q.layers()[i].name, q.layers()[i].weight->up_mask);
+  Json r = Json::array();
+  for (auto& rep : reports) r.push(rep.to_json());
+  write_safetensors(progress_path(out), masks, {{"identity", identity}, {"layers_done", std::to_string(done)}, {"reports", r.dump()}});
+}
+
+// Restores the layers a previous run finished; returns how many.
+size_t load_progress(const std::string& out, const std::string& identity, quant::QuantizedModel& q,
+                     std::vector<defenses::EfrapLayerReport>& reports) {
+  if (!std::filesystem::exists(progress_path(out))) return 0;
+  SafetensorsFile f = read_safetensors(progress_path(out));
+  std::map<std::string, std::string> meta(f.metadata.begin(), f.metadata.end());
+  DEAREST_CHECK(meta["identity"] == identity, progress_path(out),
+                " belongs to another run (model, quantizer, options or calibration differ): use another --out or --no-resume");
+  const size_t done = std::stoul(meta["layers_done"]);
+  DEAREST_CHECK(done <= q.layers().size(), progress_path(out), ": ", done, " layers done of ", q.layers().size());
+  for (size_t i = 0; i < done; ++i) defenses::set_learned_rounding(q.layers()[i], f.get(q.layers()[i].name));
+  for (auto& j : Json::parse(meta["reports"]).items()) reports.push_back(defenses::EfrapLayerReport::from_json(j));
+  return done;
+}
+
+std::string layer_table(const std::vector<defenses::EfrapLayerReport>& reports) {
+  std::string s = "| layer | bits W/A | weights | on grid % | flip rate % | L_A nearest | L_A learned | iterations | seconds |\n"
+                  "|---|---|---|---|---|---|---|---|---|\n";
+  char buf[512];
+  for (auto& r : reports) {
+    std::snprintf(buf, sizeof buf, "| %s | %d/%d | %ld | %.2f | %.2f | %.5g | %.5g | %ld | %.1f |\n", r.name.c_str(),
+                  r.weight_bits, r.input_bits, long(r.weights), 100 * r.on_grid, 100 * r.flip_rate, r.act_error_nearest,
+                  r.act_error_learned, long(r.iterations), r.seconds);
+    s += buf;
+  }
+  return s;
+}
+
+Json metrics_json(const attacks::BackdoorMetrics& m) {
+  Json j = Json::object();
+  j.set("cda", 100 * m.cda);
+  j.set("asr", 100 * m.asr);
+  j.set("clean_images", m.clean_images);
+  j.set("asr_images", m.asr_images);
+  return j;
+}
+
+int defend(const po::variables_map& vm) {
+  const std::string method = vm["method"].as<std::string>();
+  DEAREST_CHECK(std::find(kMethods.begin(), kMethods.end(), method) != kMethods.end(), "defend: unknown method \"", method,
+                "\" (efrap, nearest, flipped, omse, ocs, aciq; the removal defenses are not built yet)");
+  const int bits = vm["bits"].as<int>();
+  const int abits = vm["abits"].as<int>() < 0 ? bits : vm["abits"].as<int>();
+  DEAREST_CHECK(bits >= 2 && bits <= 8, "--bits: expected 2..8, got ", bits);
+  DEAREST_CHECK(abits == 0 || (abits >= 2 && abits <= 8), "--abits: expected 0 (float) or 2..8, got ", abits);
+  const int first_last = vm["first-last-bits"].as<int>();
+  DEAREST_CHECK(first_last < 0 || first_last == 0 || (first_last >= 2 && first_last <= 8),
+                "--first-last-bits: expected 0 (like the others) or 2..8, got ", first_last);
+  const std::string file = vm["model"].as<std::string>(), out = vm["out"].as<std::string>();
+  const bool quiet = vm["quiet"].as<bool>();
+  std::string trigger_spec;
+  attacks::JudgeOptions jo = backdoor_options(vm, file, &trigger_spec);
+  nn::LoadedModel lm = nn::load_model(file);
+  lm.model->eval();
+  const int64_t in = lm.spec.get("input", 32);
+  DEAREST_CHECK(in == data::image_size_of(jo.data.kind), "defend: the model takes ", in, "x", in, " inputs but ",
+                jo.data.kind, " images are ", data::image_size_of(jo.data.kind), "x", data::image_size_of(jo.data.kind));
+  quant::CalibOptions co;
+  co.size = vm["calib-size"].as<int64_t>();
+  co.batch = vm["calib-batch"].as<int64_t>();
+  co.pool = vm["calib-pool"].as<double>();
+  co.seed = vm["seed"].as<uint64_t>();
+  DEAREST_CHECK(co.size > 0 && co.batch > 0, "defend: the calibration set must have images (--calib-size, --calib-batch)");
+  const quant::QuantConfig cfg = method_config(method, bits, abits, first_last);
+  std::filesystem::create_directories(out);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<Tensor> calib = quant::calibration_batches(jo.data, co);
+  DEAREST_CHECK(!calib.empty(), "defend: the calibration set is empty");
+  quant::QuantizedModel q(lm.spec, *lm.model, cfg);
+  q.calibrate(calib);
+  if (!quiet) std::cerr << method << " on " << lm.spec.str() << ": " << cfg.describe() << ", " << q.layers().size() << " layers, "
+                        << calib.size() << " calibration batches of " << calib[0].size(0) << "\n";
+
+  std::vector<defenses::EfrapLayerReport> reports;
+  defenses::EfrapOptions eo = efrap_options(vm);
+  if (method == "efrap") {
+    const std::string identity = run_identity(*lm.model, cfg, eo, co, vm["data"].as<std::string>());
+    if (vm["no-resume"].as<bool>()) std::filesystem::remove(progress_path(out));
+    const size_t done = load_progress(out, identity, q, reports);
+    if (done > 0 && !quiet) std::cerr << "resuming " << progress_path(out) << ": " << done << " layers done\n";
+    if (!quiet) std::cerr << "efrap: " << eo.describe() << "\n";
+    const auto te = std::chrono::steady_clock::now();
+    defenses::EfrapProgress pr;
+    const int64_t print_every = std::max<int64_t>(1, vm["print-every"].as<int64_t>());
+    pr.on_window = [&](size_t li, size_t n, const defenses::CurvePoint& c) {
+      if (quiet || (c.iteration % print_every != 0 && c.iteration != eo.iterations)) return;
+      std::fprintf(stderr, "layer %zu/%zu %s it %ld/%ld  L_A %.5g  L_F %.5g  L_P %.5g  (%.0f s)\n", li + 1, n,
+                   q.layers()[li].name.c_str(), long(c.iteration), long(eo.iterations), c.act, c.flip, c.round,
+                   seconds_since(te));
+    };
+    pr.on_layer = [&](size_t li, const defenses::EfrapLayerReport& r) {
+      reports.push_back(r);
+      save_progress(out, identity, q, li + 1, reports);
+      if (!quiet)
+        std::fprintf(stderr, "layer %zu done: %s  flip rate %.2f%%  L_A %.5g -> %.5g  %.1f s\n", li + 1, r.unit.c_str(),
+                     100 * r.flip_rate, r.act_error_nearest, r.act_error_learned, r.seconds);
+    };
+    defenses::efrap(q, *lm.model, calib, eo, pr, done);
+  }
+  const double defend_seconds = seconds_since(t0);
+  quant::save_quantized(out + "/quantized.safetensors", q,
+                        {{"source_model", file}, {"dataset", vm["data"].as<std::string>()}, {"defense", method},
+                         {"trigger_spec", trigger_spec}, {"target", std::to_string(jo.target)},
+                         {"runtime", runtime_manifest_json()}});
+
+  // The numbers: float, the standard quantizers the defense is compared with, the defended model.
+  const auto t1 = std::chrono::steady_clock::now();
+  attacks::Judge judge(jo);
+  const attacks::BackdoorMetrics fp = judge.float_metrics(*lm.model);
+  const attacks::BackdoorMetrics def = judge.float_metrics(q.model());
+  std::string standard_list = vm.count("standard") ? vm["standard"].as<std::string>() : "mqbench:" + std::to_string(bits);
+  std::vector<attacks::QuantTarget> standards = attacks::parse_quant_targets(standard_list);
+  DEAREST_CHECK(!standards.empty(), "--standard: give at least one preset:bits");
+  std::vector<std::pair<std::string, attacks::BackdoorMetrics>> std_metrics;
+  for (auto& t : standards) std_metrics.emplace_back(t.label(), judge.quantized_metrics(lm.spec, *lm.model, t));
+  const double dtm = attacks::dtm(100 * def.cda, 100 * std_metrics[0].second.asr, 100 * def.asr);
+  const double eval_seconds = seconds_since(t1);
+
+  Json sum = Json::object();
+  sum.set("method", method);
+  sum.set("model", file);
+  sum.set("arch", lm.spec.str());
+  sum.set("data", vm["data"].as<std::string>());
+  sum.set("trigger", jo.trigger->describe());
+  sum.set("target", int64_t(jo.target));
+  sum.set("include_target", jo.include_target);
+  sum.set("quantization", cfg.describe());
+  sum.set("config", quant::config_to_json(cfg));
+  if (method == "efrap") sum.set("efrap", eo.to_json());
+  sum.set("calibration_images", int64_t(calib.size()) * calib[0].size(0));
+  sum.set("float", metrics_json(fp));
+  Json st = Json::object();
+  for (auto& [k, m] : std_metrics) st.set(k, metrics_json(m));
+  sum.set("standard", st);
+  sum.set("defended", metrics_json(def));
+  sum.set("dtm", dtm);
+  sum.set("dtm_standard", std_metrics[0].first);
+  sum.set("defend_seconds", defend_seconds);
+  sum.set("eval_seconds", eval_seconds);
+  sum.set("runtime", Json::parse(runtime_manifest_json()));
+  if (method == "efrap") {
+    Json r = Json::array();
+    for (auto& rep : reports) r.push(rep.to_json());
+    write_text(out + "/report.json", r.dump(1) + "\n");
+    write_text(out + "/report.md", layer_table(reports));
+  }
+  write_text(out + "/summary.json", sum.dump(2) + "\n");
+  if (vm["json"].as<bool>()) {
+    std::cout << sum.dump(2) << "\n";
+    return 0;
+  }
+  if (method == "efrap") std::cout << layer_table(reports) << "\n";
+  std::printf("%s, trigger %s -> %d (%s)\n%-30s %8s %8s %8s\n", file.c_str(), jo.trigger->describe().c_str(), jo.target,
+              jo.include_target ? "target class included" : "target class excluded", "", "CDA %", "ASR %", "DTM");
+  std::printf("%-30s %8.2f %8.2f\n", "float", 100 * fp.cda, 100 * fp.asr);
+  for (auto& [k, m] : std_metrics)
+    std::printf("%-30s %8.2f %8.2f %8.2f\n", ("standard " + k).c_str(), 100 * m.cda, 100 * m.asr,
+                attacks::dtm(100 * m.cda, 100 * std_metrics[0].second.asr, 100 * m.asr));
+  std::printf("%-30s %8.2f %8.2f %8.2f\n", (method + "@" + std::to_string(bits)).c_str(), 100 * def.cda, 100 * def.asr, dtm);
+  std::printf("(%s in %.0f s; evaluation %.0f s; written to %s)\n", method.c_str(), defend_seconds, eval_seconds, out.c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command defend_command() {
+  return {"defend", "quantize with a defense: defend efrap|nearest|flipped|omse|ocs|aciq --model M --data D --bits 4 --out DIR",
+          [](po::options_description& d) {
+            d.add_options()("method", po::value<std::string>()->required(), "efrap, nearest, flipped, omse, ocs or aciq")
+                ("model", po::value<std::string>()->required(), "the (possibly backdoored) float model")
+                ("data", po::value<std::string>()->required(), "dataset spec: calibration (training split) and evaluation (test split)")
+                ("out", po::value<std::string>()->required(), "output folder: quantized.safetensors, summary.json, report.json/md")
+                ("bits", po::value<int>()->default_value(4), "weight bits (2..8)")
+                ("abits", po::value<int>()->default_value(-1), "activation bits (0 = float; -1 = as --bits)")
+                ("first-last-bits", po::value<int>()->default_value(-1), "bits of the first conv and last linear (-1: the preset's, 8 for EFRAP)")
+                ("standard", po::value<std::string>(), "preset:bits list the defense is compared with; DTM uses the first (default mqbench:BITS)")
+                ("calib-size", po::value<int64_t>()->default_value(1024), "calibration images (EFRAP: 1024)")
+                ("calib-batch", po::value<int64_t>()->default_value(32), "calibration batch; EFRAP draws one per iteration")
+                ("calib-pool", po::value<double>()->default_value(0.05), "draw them from this leading fraction of the training split")
+                ("seed", po::value<uint64_t>()->default_value(1005), "calibration and EFRAP batch-draw seed")
+                ("iterations", po::value<int64_t>()->default_value(10000), "EFRAP: Adam iterations per layer")
+                ("lr", po::value<double>()->default_value(1e-3), "EFRAP: Adam learning rate")
+                ("lambda-a", po::value<double>()->default_value(1.0), "EFRAP: weight of the activation term L_A")
+                ("lambda-f", po::value<double>()->default_value(1.0), "EFRAP: weight of the flip term L_F (0: activation-preserving rounding only)")
+                ("lambda-p", po::value<double>()->default_value(0.01), "EFRAP: weight of the discreteness term L_P")
+                ("error-weighting", po::value<std::string>()->default_value("element"),
+                 "EFRAP: flip term weights: element (reference), neuron-l1, neuron-l2 (paper), none (no error guidance)")
+                ("plateau-window", po::value<int64_t>()->default_value(0), "EFRAP: stop a layer when the loss over this many iterations stops falling (0: off)")
+                ("plateau-tol", po::value<double>()->default_value(1e-3), "EFRAP: the relative drop that counts as falling")
+                ("curve-every", po::value<int64_t>()->default_value(100), "EFRAP: loss curve resolution (iterations)")
+                ("print-every", po::value<int64_t>()->default_value(1000), "EFRAP: progress line every this many iterations")
+                ("no-resume", po::value<bool>()->default_value(false)->implicit_value(true), "EFRAP: start over even if OUT has progress")
+                ("quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress on stderr")
+                ("json", po::value<bool>()->default_value(false)->implicit_value(true), "print the summary as JSON");
+            add_backdoor_options(d);
+          },
+          defend,
+          {"method"}};
+}
+
+}  // namespace dearest::cli
