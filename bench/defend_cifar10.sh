@@ -28,7 +28,7 @@ for job in "$@"; do
     [ -f "$out/summary.json" ] && { echo "$job $m: done"; continue; }
     mkdir -p "$out"
     start=$(date +%s)
-    "$bin" defend "$m" --model "$file" --data "cifar10:$data" --bits "$bits" --standard "$std" --out "$out" \
+    "$bin" defend "$m" --model "$file" --data "cifar10:$data" --bits "$bits" --standard "$std" --standard-cache "$runs/defenses/$job/standard.json" --out "$out" \
       > "$out/stdout.txt" 2> "$out/stderr.txt"
     echo "$job $m: $(( $(date +%s) - start )) s"
   done

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <sstream>
 
 #include "autograd/engine.h"
@@ -124,6 +125,32 @@ EfrapLayerReport EfrapLayerReport::from_json(const Json& j) {
   for (auto& e : j["curve"].items())
     r.curve.push_back({e.items()[0].as_int(), e.items()[1].as_number(), e.items()[2].as_number(), e.items()[3].as_number()});
   return r;
+}
+
+std::string efrap_layer_table(const std::vector<EfrapLayerReport>& reports) {
+  std::string s =
+      "| layer | form | bits W/A | weights | on grid % | flip rate % | L_A nearest | L_A learned | iterations | seconds |\n"
+      "|---|---|---|---|---|---|---|---|---|---|\n";
+  char buf[512];
+  for (auto& r : reports) {
+    std::snprintf(buf, sizeof buf, "| %s | %s | %d/%d | %ld | %.2f | %.2f | %.5g | %.5g | %ld | %.1f |\n", r.name.c_str(),
+                  r.objective.c_str(), r.weight_bits, r.input_bits, long(r.weights), 100 * r.on_grid, 100 * r.flip_rate,
+                  r.act_error_nearest, r.act_error_learned, long(r.iterations), r.seconds);
+    s += buf;
+  }
+  return s;
+}
+
+Json efrap_reports_json(const std::vector<EfrapLayerReport>& reports) {
+  Json r = Json::array();
+  for (auto& rep : reports) r.push(rep.to_json());
+  return r;
+}
+
+std::vector<EfrapLayerReport> efrap_reports_from_json(const Json& j) {
+  std::vector<EfrapLayerReport> out;
+  for (auto& e : j.items()) out.push_back(EfrapLayerReport::from_json(e));
+  return out;
 }
 
 void set_learned_rounding(quant::QuantLayer& l, const Tensor& up) {

@@ -74,6 +74,11 @@ struct EfrapProgress {
 std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_model, const std::vector<Tensor>& calib,
                                     const EfrapOptions& o, const EfrapProgress& progress = {}, size_t start = 0);
 
+// The per-layer reports as a Markdown table (flip rate, activation error before/after, time).
+std::string efrap_layer_table(const std::vector<EfrapLayerReport>& reports);
+Json efrap_reports_json(const std::vector<EfrapLayerReport>& reports);
+std::vector<EfrapLayerReport> efrap_reports_from_json(const Json& j);
+
 // Freezes a learned rounding into a layer: mask rounding on W / s (AdaRound's division).
 void set_learned_rounding(quant::QuantLayer& l, const Tensor& up);
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 
 #include "attacks/judge.h"
 #include "defenses/efrap.h"
@@ -79,8 +80,7 @@ void save_progress(const std::string& out, const std::string& identity, quant::Q
                    const std::vector<defenses::EfrapLayerReport>& reports) {
   std::vector<std::pair<std::string, Tensor>> masks;
   for (size_t i = 0; i < done; ++i) masks.emplace_back(q.layers()[i].name, q.layers()[i].weight->up_mask);
-  Json r = Json::array();
-  for (auto& rep : reports) r.push(rep.to_json());
+  const Json r = defenses::efrap_reports_json(reports);
   write_safetensors(progress_path(out), masks, {{"identity", identity}, {"layers_done", std::to_string(done)}, {"reports", r.dump()}});
 }
 
@@ -95,21 +95,8 @@ size_t load_progress(const std::string& out, const std::string& identity, quant:
   const size_t done = std::stoul(meta["layers_done"]);
   DEAREST_CHECK(done <= q.layers().size(), progress_path(out), ": ", done, " layers done of ", q.layers().size());
   for (size_t i = 0; i < done; ++i) defenses::set_learned_rounding(q.layers()[i], f.get(q.layers()[i].name));
-  for (auto& j : Json::parse(meta["reports"]).items()) reports.push_back(defenses::EfrapLayerReport::from_json(j));
+  reports = defenses::efrap_reports_from_json(Json::parse(meta["reports"]));
   return done;
-}
-
-std::string layer_table(const std::vector<defenses::EfrapLayerReport>& reports) {
-  std::string s = "| layer | bits W/A | weights | on grid % | flip rate % | L_A nearest | L_A learned | iterations | seconds |\n"
-                  "|---|---|---|---|---|---|---|---|---|\n";
-  char buf[512];
-  for (auto& r : reports) {
-    std::snprintf(buf, sizeof buf, "| %s | %d/%d | %ld | %.2f | %.2f | %.5g | %.5g | %ld | %.1f |\n", r.name.c_str(),
-                  r.weight_bits, r.input_bits, long(r.weights), 100 * r.on_grid, 100 * r.flip_rate, r.act_error_nearest,
-                  r.act_error_learned, long(r.iterations), r.seconds);
-    s += buf;
-  }
-  return s;
 }
 
 Json metrics_json(const attacks::BackdoorMetrics& m) {
@@ -147,7 +134,19 @@ int defend(const po::variables_map& vm) {
   co.pool = vm["calib-pool"].as<double>();
   co.seed = vm["seed"].as<uint64_t>();
   DEAREST_CHECK(co.size > 0 && co.batch > 0, "defend: the calibration set must have images (--calib-size, --calib-batch)");
-  const quant::QuantConfig cfg = method_config(method, bits, abits, first_last);
+  quant::QuantConfig cfg = method_config(method, bits, abits, first_last);
+  auto split = [](const std::string& t) {
+    std::vector<std::string> v;
+    for (size_t a = 0; a <= t.size();) {
+      size_t c = t.find(',', a);
+      if (c == std::string::npos) c = t.size();
+      if (c > a) v.push_back(t.substr(a, c - a));
+      a = c + 1;
+    }
+    return v;
+  };
+  if (vm.count("layers")) cfg.layers = split(vm["layers"].as<std::string>());
+  if (vm.count("skip")) cfg.skip = split(vm["skip"].as<std::string>());
   std::filesystem::create_directories(out);
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -185,21 +184,64 @@ int defend(const po::variables_map& vm) {
     defenses::efrap(q, *lm.model, calib, eo, pr, done);
   }
   const double defend_seconds = seconds_since(t0);
-  quant::save_quantized(out + "/quantized.safetensors", q,
-                        {{"source_model", file}, {"dataset", vm["data"].as<std::string>()}, {"defense", method},
-                         {"trigger_spec", trigger_spec}, {"target", std::to_string(jo.target)},
-                         {"runtime", runtime_manifest_json()}});
+  std::map<std::string, std::string> qmeta = {{"source_model", file}, {"dataset", vm["data"].as<std::string>()},
+                                              {"defense", method}, {"trigger_spec", trigger_spec},
+                                              {"target", std::to_string(jo.target)}, {"runtime", runtime_manifest_json()}};
+  if (method == "efrap") qmeta["efrap_report"] = defenses::efrap_reports_json(reports).dump();
+  quant::save_quantized(out + "/quantized.safetensors", q, qmeta);
 
   // The numbers: float, the standard quantizers the defense is compared with, the defended model.
   const auto t1 = std::chrono::steady_clock::now();
   attacks::Judge judge(jo);
-  const attacks::BackdoorMetrics fp = judge.float_metrics(*lm.model);
   const attacks::BackdoorMetrics def = judge.float_metrics(q.model());
   std::string standard_list = vm.count("standard") ? vm["standard"].as<std::string>() : "mqbench:" + std::to_string(bits);
   std::vector<attacks::QuantTarget> standards = attacks::parse_quant_targets(standard_list);
   DEAREST_CHECK(!standards.empty(), "--standard: give at least one preset:bits");
+  // The float model and the standard quantizers do not depend on the defense: several defenses of
+  // one model can share them through --standard-cache.
+  Json key = Json::object();
+  key.set("weights", nn::fingerprint(*lm.model));
+  key.set("data", vm["data"].as<std::string>());
+  key.set("trigger", trigger_spec);
+  key.set("target", int64_t(jo.target));
+  key.set("include_target", jo.include_target);
+  key.set("images", jo.images);
+  key.set("batch", jo.batch);
+  key.set("standard", standard_list);
+  const std::string cache = vm.count("standard-cache") ? vm["standard-cache"].as<std::string>() : "";
+  auto from_json = [](const Json& j) {
+    attacks::BackdoorMetrics m;
+    m.cda = j["cda"].as_number() / 100;
+    m.asr = j["asr"].as_number() / 100;
+    m.clean_images = j["clean_images"].as_int();
+    m.asr_images = j["asr_images"].as_int();
+    return m;
+  };
+  attacks::BackdoorMetrics fp;
   std::vector<std::pair<std::string, attacks::BackdoorMetrics>> std_metrics;
-  for (auto& t : standards) std_metrics.emplace_back(t.label(), judge.quantized_metrics(lm.spec, *lm.model, t));
+  bool cached = false;
+  if (!cache.empty() && std::filesystem::exists(cache)) {
+    std::ifstream f(cache);
+    const Json c = Json::parse(std::string(std::istreambuf_iterator<char>(f), {}), cache);
+    if (c["key"].dump() == key.dump()) {
+      fp = from_json(c["float"]);
+      for (auto& [k, v] : c["standard"].members()) std_metrics.emplace_back(k, from_json(v));
+      cached = true;
+    }
+  }
+  if (!cached) {
+    fp = judge.float_metrics(*lm.model);
+    for (auto& t : standards) std_metrics.emplace_back(t.label(), judge.quantized_metrics(lm.spec, *lm.model, t));
+    if (!cache.empty()) {
+      Json c = Json::object();
+      c.set("key", key);
+      c.set("float", metrics_json(fp));
+      Json st = Json::object();
+      for (auto& [k, m] : std_metrics) st.set(k, metrics_json(m));
+      c.set("standard", st);
+      write_text(cache, c.dump(2) + "\n");
+    }
+  }
   const double dtm = attacks::dtm(100 * def.cda, 100 * std_metrics[0].second.asr, 100 * def.asr);
   const double eval_seconds = seconds_since(t1);
 
@@ -222,21 +264,20 @@ int defend(const po::variables_map& vm) {
   sum.set("defended", metrics_json(def));
   sum.set("dtm", dtm);
   sum.set("dtm_standard", std_metrics[0].first);
+  sum.set("standard_from_cache", cached);
   sum.set("defend_seconds", defend_seconds);
   sum.set("eval_seconds", eval_seconds);
   sum.set("runtime", Json::parse(runtime_manifest_json()));
   if (method == "efrap") {
-    Json r = Json::array();
-    for (auto& rep : reports) r.push(rep.to_json());
-    write_text(out + "/report.json", r.dump(1) + "\n");
-    write_text(out + "/report.md", layer_table(reports));
+    write_text(out + "/report.json", defenses::efrap_reports_json(reports).dump(1) + "\n");
+    write_text(out + "/report.md", defenses::efrap_layer_table(reports));
   }
   write_text(out + "/summary.json", sum.dump(2) + "\n");
   if (vm["json"].as<bool>()) {
     std::cout << sum.dump(2) << "\n";
     return 0;
   }
-  if (method == "efrap") std::cout << layer_table(reports) << "\n";
+  if (method == "efrap") std::cout << defenses::efrap_layer_table(reports) << "\n";
   std::printf("%s, trigger %s -> %d (%s)\n%-30s %8s %8s %8s\n", file.c_str(), jo.trigger->describe().c_str(), jo.target,
               jo.include_target ? "target class included" : "target class excluded", "", "CDA %", "ASR %", "DTM");
   std::printf("%-30s %8.2f %8.2f\n", "float", 100 * fp.cda, 100 * fp.asr);
@@ -260,7 +301,10 @@ Command defend_command() {
                 ("bits", po::value<int>()->default_value(4), "weight bits (2..8)")
                 ("abits", po::value<int>()->default_value(-1), "activation bits (0 = float; -1 = as --bits)")
                 ("first-last-bits", po::value<int>()->default_value(-1), "bits of the first conv and last linear (-1: the preset's, 8 for EFRAP)")
+                ("layers", po::value<std::string>(), "quantize only layers under these comma-separated name prefixes")
+                ("skip", po::value<std::string>(), "never quantize layers under these prefixes (they stay float)")
                 ("standard", po::value<std::string>(), "preset:bits list the defense is compared with; DTM uses the first (default mqbench:BITS)")
+                ("standard-cache", po::value<std::string>(), "JSON file keeping the float and standard numbers for other defenses of the same model")
                 ("calib-size", po::value<int64_t>()->default_value(1024), "calibration images (EFRAP: 1024)")
                 ("calib-batch", po::value<int64_t>()->default_value(32), "calibration batch; EFRAP draws one per iteration")
                 ("calib-pool", po::value<double>()->default_value(0.05), "draw them from this leading fraction of the training split")

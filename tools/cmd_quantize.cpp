@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "data/loader_source.h"
+#include "defenses/efrap.h"
 #include "data/registry.h"
 #include "data/subset.h"
 #include "data/transforms.h"
@@ -183,6 +184,8 @@ int audit(const po::variables_map& vm) {
     for (auto& x : wa) std::cout << quant::to_json(x).dump() << "\n";
     for (auto& x : aa) std::cout << quant::to_json(x).dump() << "\n";
     if (integer) std::cout << quant::to_json(ic).dump() << "\n";
+    if (lq.meta.count("efrap_report"))
+      for (auto& r : Json::parse(lq.meta.at("efrap_report")).items()) std::cout << r.dump() << "\n";
   } else {
     std::cout << q.spec().str() << ": " << q.config().describe() << "\n\n"
               << quant::weight_table(wa) << "\n"
@@ -190,6 +193,10 @@ int audit(const po::variables_map& vm) {
     if (batches.empty()) std::cout << "(activation clamping and SQNR, and the integer-only comparison, need --data)\n";
     else if (!why.empty()) std::cout << "\nno integer-only comparison: " << why << "\n";
     else if (integer) std::cout << "\n" << quant::integer_table(ic);
+    if (lq.meta.count("efrap_report"))
+      std::cout << "\nEFRAP's learned rounding, per layer (flip rate: weights whose integer differs from nearest rounding's;\n"
+                   "L_A: the unit's activation error on the calibration set):\n\n"
+                << defenses::efrap_layer_table(defenses::efrap_reports_from_json(Json::parse(lq.meta.at("efrap_report"))));
   }
   return 0;
 }

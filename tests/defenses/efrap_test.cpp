@@ -372,6 +372,13 @@ TEST(Efrap, BadInputIsAClearError) {
   EXPECT_THROW(efrap(q, *m, {test::randn({4, 3, 16, 16}, 2)}, quick(1)), Error);
   EfrapOptions bad = quick(0);
   EXPECT_THROW(efrap(q, *m, calib(1, 4, 1), bad), Error);
+  // No layer left to quantize.
+  quant::QuantConfig none = quant::preset("mqbench", 4);
+  none.skip = {"conv1", "layer", "fc"};
+  EXPECT_ERROR_CONTAINS(quant::QuantizedModel(spec, *m, none), "no layer matches");
+  // Bits outside 2..8.
+  EXPECT_ERROR_CONTAINS(quant::preset("mqbench", 9), "9");
+  EXPECT_ERROR_CONTAINS(quant::preset("mqbench", 1), "1");
 }
 
 }  // namespace
