@@ -3,10 +3,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <sstream>
 
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
+#include "nn/layers.h"
+#include "nn/optim.h"
 #include "quant/fake_quant.h"
 #include "tensor/rng.h"
 
@@ -49,6 +52,70 @@ double mean_of(const std::vector<double>& v) {
   return v.empty() ? 0 : s / double(v.size());
 }
 
+// The loss curve (window means) and the plateau stop.
+struct CurveTracker {
+  const EfrapOptions& o;
+  std::vector<CurvePoint>& curve;
+  CurvePoint win;
+  int64_t in_win = 0;
+  double prev_window = -1;
+  // Adds an iteration's terms; returns whether the plateau stop fires after iteration `it`.
+  bool add(int64_t it, double act, const RegularizerParts& parts, const std::function<void(const CurvePoint&)>& on_window) {
+    win.act += act;
+    win.flip += parts.flip;
+    win.round += parts.round;
+    ++in_win;
+    if (in_win == o.curve_every || it == o.iterations) {
+      CurvePoint cp{it, win.act / double(in_win), win.flip / double(in_win), win.round / double(in_win)};
+      curve.push_back(cp);
+      if (on_window) on_window(cp);
+      win = CurvePoint{};
+      in_win = 0;
+    }
+    if (o.plateau_window <= 0 || it % o.plateau_window != 0) return false;
+    double sum = 0;
+    int64_t n = 0;
+    for (auto c = curve.rbegin(); c != curve.rend() && c->iteration > it - o.plateau_window; ++c, ++n)
+      sum += o.lambda_a * c->act + c->flip + c->round;
+    const double mean = n ? sum / double(n) : 0;
+    const bool stop = prev_window > 0 && (prev_window - mean) / prev_window < o.plateau_tol;
+    prev_window = mean;
+    return stop;
+  }
+};
+
+// What `module` (inside `model`) outputs for each batch; the forward pass stops there.
+std::vector<Tensor> module_outputs(nn::Module& model, nn::Module& module, const std::vector<Tensor>& batches) {
+  struct Captured {};
+  NoGradGuard ng;
+  std::vector<Tensor> out;
+  Tensor seen;
+  module.add_forward_hook([&](nn::Module&, const Tensor& y) {
+    seen = y;
+    throw Captured{};
+  });
+  try {
+    for (auto& b : batches) {
+      try {
+        model(b);
+      } catch (const Captured&) {
+      }
+      DEAREST_CHECK(seen.defined(), "efrap: the block was not reached by the forward pass");
+      out.push_back(seen.plain().contiguous());
+    }
+  } catch (...) {
+    module.clear_forward_hooks();
+    throw;
+  }
+  module.clear_forward_hooks();
+  return out;
+}
+
+std::string parent_name(const std::string& n) {
+  const size_t d = n.rfind('.');
+  return d == std::string::npos ? std::string() : n.substr(0, d);
+}
+
 }  // namespace
 
 std::string EfrapOptions::describe() const {
@@ -56,6 +123,7 @@ std::string EfrapOptions::describe() const {
   s << iterations << " iterations/layer, Adam lr " << lr << ", lambda_A " << lambda_a << ", lambda_F " << lambda_f
     << ", lambda_P " << lambda_p << ", error weighting " << error_weighting_name(weighting) << ", seed " << seed;
   if (plateau_window > 0) s << ", plateau stop " << plateau_window << "/" << plateau_tol;
+  if (block_wise) s << ", block-wise activation preservation";
   return s.str();
 }
 
@@ -73,6 +141,7 @@ Json EfrapOptions::to_json() const {
   j.set("objective", objective == ObjectiveKind::Auto ? "auto" : objective == ObjectiveKind::Gram ? "gram"
                      : objective == ObjectiveKind::Fused ? "fused" : "graph");
   j.set("gram_budget_mb", gram_budget_mb);
+  j.set("block_wise", block_wise);
   j.set("curve_every", curve_every);
   return j;
 }
@@ -169,6 +238,130 @@ double activation_error(const LayerUnit& u, const Tensor& weight, const std::vec
   return mean_of(e);
 }
 
+namespace {
+
+// The layers of one residual block learn their rounding together: L_A on the block's output (then
+// the next block's input quantizer), L_F and L_P summed over the block's layers, one Adam over all
+// their rounding variables. The block runs as the model runs it, so the activation quantizer
+// inside it is applied too.
+std::vector<EfrapLayerReport> efrap_block(quant::QuantizedModel& q, nn::Module& float_model,
+                                          const std::vector<Tensor>& calib, const EfrapOptions& o,
+                                          const std::vector<LayerUnit>& units, const std::vector<size_t>& idx,
+                                          const std::string& block, const EfrapProgress& progress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  q.set_enabled(true, true);
+  nn::Module* qb = q.model().find(block);
+  nn::Module* fb = float_model.find(block);
+  DEAREST_CHECK(qb && fb, "efrap: no block ", block);
+  const std::vector<Tensor> xq = layer_inputs(q.model(), *qb, calib);
+  const std::vector<Tensor> target = module_outputs(float_model, *fb, calib);
+  // The quantizer that consumes the block's output: the next block's input quantizer, if any.
+  std::shared_ptr<quant::TensorQuantizer> next_q;
+  for (size_t k = idx.back() + 1; k < units.size(); ++k) {
+    const std::string& n = units[k].layer->name;
+    if (n.size() > 6 && n.compare(n.size() - 6, 6, ".conv1") == 0 && parent_name(n) != block) next_q = units[k].layer->input;
+    break;
+  }
+  std::vector<RoundingProblem> probs;
+  std::vector<Tensor> V;
+  std::vector<nn::Module::TensorTransform> saved;
+  std::vector<Tensor> soft(idx.size());
+  nn::StateDict params;
+  std::vector<EfrapLayerReport> reps(idx.size());
+  for (size_t j = 0; j < idx.size(); ++j) {
+    quant::QuantLayer& l = *units[idx[j]].layer;
+    probs.push_back(rounding_problem(l.float_weight().detach(), l.weight->scheme(), l.weight->qparams(), o.weighting));
+    V.push_back(initial_rounding_variables(probs.back()));
+    V.back().set_requires_grad(true);
+    params.emplace_back(l.name, V.back());
+    auto* conv = static_cast<nn::Conv2d*>(l.module);
+    saved.push_back(conv->weight_transform);
+    reps[j].name = l.name;
+    reps[j].unit = "block " + block + " -> " + (next_q ? "quantize(next block input)" : "output");
+    reps[j].objective = "graph";
+    reps[j].weight_bits = l.weight_bits;
+    reps[j].input_bits = l.input_bits;
+    reps[j].weights = probs.back().frac.numel();
+    int64_t zero = 0;
+    for (int64_t k = 0; k < probs.back().frac.numel(); ++k) zero += probs.back().frac.data<float>()[k] == 0.0f;
+    reps[j].on_grid = double(zero) / double(std::max<int64_t>(1, reps[j].weights));
+  }
+  auto restore = [&]() {
+    for (size_t j = 0; j < idx.size(); ++j) static_cast<nn::Conv2d*>(units[idx[j]].layer->module)->weight_transform = saved[j];
+  };
+  auto block_error = [&]() {
+    NoGradGuard ng;
+    double e = 0;
+    for (size_t b = 0; b < xq.size(); ++b) {
+      Tensor y = qb->forward(xq[b]);
+      if (next_q) y = (*next_q)(y);
+      e += unit_loss(y, target[b]).item();
+    }
+    return e / double(xq.size());
+  };
+  const double err_nearest = block_error();
+  for (size_t j = 0; j < idx.size(); ++j) {
+    auto* conv = static_cast<nn::Conv2d*>(units[idx[j]].layer->module);
+    conv->weight_transform = [&soft, j](const Tensor&) { return soft[j]; };
+  }
+  const double setup = seconds_since(t0);
+  const auto t_loop = std::chrono::steady_clock::now();
+  int64_t it = 0;
+  try {
+    nn::AdamOptions ao;
+    ao.lr = o.lr;
+    nn::Adam adam(params, ao);
+    Rng rng(o.seed, idx.front());
+    CurveTracker curve{o, reps[0].curve};
+    auto on_window = [&](const CurvePoint& cp) {
+      if (progress.on_window) progress.on_window(idx.front(), units.size(), cp);
+    };
+    while (it < o.iterations) {
+      const size_t b = size_t(rng.next_int(0, int64_t(xq.size())));
+      for (size_t j = 0; j < idx.size(); ++j) soft[j] = soft_rounded_weight(V[j], probs[j]);
+      Tensor y = qb->forward(xq[b]);
+      if (next_q) y = (*next_q)(y);
+      Tensor la = unit_loss(y, target[b]);
+      Tensor loss = mul(la, o.lambda_a);
+      RegularizerParts total;
+      for (size_t j = 0; j < idx.size(); ++j) {
+        RegularizerParts parts;
+        loss = add(loss, rounding_regularizer(V[j], probs[j], o.lambda_f, o.lambda_p, &parts));
+        total.flip += parts.flip;
+        total.round += parts.round;
+      }
+      backward(loss);
+      adam.step();
+      adam.zero_grad();
+      ++it;
+      if (curve.add(it, la.item(), total, on_window)) break;
+    }
+  } catch (...) {
+    restore();
+    throw;
+  }
+  restore();
+  for (size_t j = 0; j < idx.size(); ++j) {
+    quant::QuantLayer& l = *units[idx[j]].layer;
+    const Tensor up = hard_rounding(V[j]);
+    set_learned_rounding(l, up);
+    reps[j].flip_rate = flip_rate(l, probs[j], up);
+  }
+  const double err_learned = block_error();
+  for (size_t j = 0; j < idx.size(); ++j) {
+    reps[j].iterations = it;
+    reps[j].act_error_nearest = err_nearest;
+    reps[j].act_error_learned = err_learned;
+    reps[j].setup_seconds = j == 0 ? setup : 0;
+    reps[j].loop_seconds = j == 0 ? seconds_since(t_loop) : 0;
+    reps[j].seconds = j == 0 ? seconds_since(t0) : 0;
+    if (progress.on_layer) progress.on_layer(idx[j], reps[j]);
+  }
+  return reps;
+}
+
+}  // namespace
+
 std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_model, const std::vector<Tensor>& calib,
                                     const EfrapOptions& o, const EfrapProgress& progress, size_t start) {
   DEAREST_CHECK(q.calibrated(), "efrap: the quantized model is not calibrated");
@@ -190,7 +383,7 @@ std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_
   q.model().eval();
   std::vector<LayerUnit> units = layer_units(q, float_model);
   std::vector<EfrapLayerReport> reports;
-  for (size_t li = start; li < units.size(); ++li) {
+  auto run_layer = [&](size_t li) {
     const LayerUnit& u = units[li];
     quant::QuantLayer& l = *u.layer;
     const auto t0 = std::chrono::steady_clock::now();
@@ -231,36 +424,17 @@ std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_
     adam.lr = o.lr;
     Tensor grad_w;
     Rng rng(o.seed, li);
-    CurvePoint win;
-    int64_t in_win = 0;
-    double prev_window = -1;
+    CurveTracker curve{o, rep.curve};
+    auto on_window = [&](const CurvePoint& cp) {
+      if (progress.on_window) progress.on_window(li, units.size(), cp);
+    };
     int64_t it = 0;
-    for (; it < o.iterations;) {
+    while (it < o.iterations) {
       const size_t b = size_t(rng.next_int(0, int64_t(xq.size())));
       const double la = obj->value_and_grad(soft_rounded_weight_raw(V, p), b, grad_w);
       const RegularizerParts parts = rounding_adam_step(V, grad_w, p, o.lambda_a, o.lambda_f, o.lambda_p, adam);
       ++it;
-      win.act += la;
-      win.flip += parts.flip;
-      win.round += parts.round;
-      ++in_win;
-      if (in_win == o.curve_every || it == o.iterations) {
-        CurvePoint cp{it, win.act / double(in_win), win.flip / double(in_win), win.round / double(in_win)};
-        rep.curve.push_back(cp);
-        if (progress.on_window) progress.on_window(li, units.size(), cp);
-        win = CurvePoint{};
-        in_win = 0;
-      }
-      if (o.plateau_window > 0 && it % o.plateau_window == 0) {
-        // The window's mean total loss from the curve points it spans.
-        double s = 0;
-        int64_t n = 0;
-        for (auto c = rep.curve.rbegin(); c != rep.curve.rend() && c->iteration > it - o.plateau_window; ++c, ++n)
-          s += o.lambda_a * c->act + c->flip + c->round;
-        const double mean = n ? s / double(n) : 0;
-        if (prev_window > 0 && (prev_window - mean) / prev_window < o.plateau_tol) break;
-        prev_window = mean;
-      }
+      if (curve.add(it, la, parts, on_window)) break;
     }
     rep.iterations = it;
     rep.loop_seconds = seconds_since(t_loop);
@@ -271,6 +445,34 @@ std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_
     rep.seconds = seconds_since(t0);
     reports.push_back(rep);
     if (progress.on_layer) progress.on_layer(li, rep);
+  };
+  // Layer units, or residual blocks learned together.
+  std::vector<std::vector<size_t>> groups;
+  std::vector<std::string> group_block;
+  for (size_t li = 0; li < units.size(); ++li) {
+    std::string block;
+    if (o.block_wise && q.spec().arch == "resnet18") {
+      const std::string& n = units[li].layer->name;
+      std::string par = parent_name(n);
+      if (par.size() > 11 && par.compare(par.size() - 11, 11, ".downsample") == 0) par = parent_name(par);
+      nn::Module* pm = par.empty() ? nullptr : q.model().find(par);
+      if (pm && pm->type() == "BasicBlock") block = par;
+    }
+    if (!block.empty() && !group_block.empty() && group_block.back() == block) {
+      groups.back().push_back(li);
+    } else {
+      groups.push_back({li});
+      group_block.push_back(block);
+    }
+  }
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (groups[g].back() < start) continue;  // done (a group cut in the middle runs again whole)
+    if (group_block[g].empty()) {
+      for (size_t li : groups[g])
+        if (li >= start) run_layer(li);
+    } else {
+      for (auto& r : efrap_block(q, float_model, calib, o, units, groups[g], group_block[g], progress)) reports.push_back(r);
+    }
   }
   q.set_enabled(true, true);
   return reports;

@@ -25,6 +25,10 @@ struct EfrapOptions {
   double lr = 1e-3;            // Adam, torch defaults otherwise
   double lambda_a = 1, lambda_f = 1, lambda_p = 0.01;
   ErrorWeighting weighting = ErrorWeighting::Element;
+  // Activation preservation per layer (the reference) or per residual block (BRECQ-style: the
+  // layers of a ResNet block learn their rounding together against the block's output; the stem
+  // and the head stay layer units; a model without residual blocks keeps layer units).
+  bool block_wise = false;
   // Early stop on a loss plateau: every `plateau_window` iterations the window's mean loss is
   // compared with the previous window's; a relative drop below `plateau_tol` ends the layer.
   // 0 = off (the reference always runs every iteration).
@@ -46,7 +50,7 @@ struct CurvePoint {
 
 struct EfrapLayerReport {
   std::string name, unit;
-  std::string objective;  // gram, fused or graph
+  std::string objective;  // gram, fused or graph (block-wise: graph)
   int weight_bits = 0, input_bits = 0;
   int64_t weights = 0;
   int64_t iterations = 0;     // run (fewer than asked when the plateau stop fired)

@@ -58,6 +58,11 @@ defenses::EfrapOptions efrap_options(const po::variables_map& vm) {
   o.plateau_tol = vm["plateau-tol"].as<double>();
   o.seed = vm["seed"].as<uint64_t>();
   o.curve_every = vm["curve-every"].as<int64_t>();
+  o.block_wise = vm["preserve"].as<std::string>() == "block";
+  DEAREST_CHECK(o.block_wise || vm["preserve"].as<std::string>() == "layer", "--preserve: expected layer or block, got \"",
+                vm["preserve"].as<std::string>(), "\"");
+  o.objective = defenses::parse_objective_kind(vm["objective"].as<std::string>());
+  o.gram_budget_mb = vm["gram-budget-mb"].as<int64_t>();
   return o;
 }
 
@@ -316,6 +321,11 @@ Command defend_command() {
                 ("lambda-p", po::value<double>()->default_value(0.01), "EFRAP: weight of the discreteness term L_P")
                 ("error-weighting", po::value<std::string>()->default_value("element"),
                  "EFRAP: flip term weights: element (reference), neuron-l1, neuron-l2 (paper), none (no error guidance)")
+                ("preserve", po::value<std::string>()->default_value("layer"),
+                 "EFRAP: activation preservation per layer (reference) or per residual block (layers of a block learned together)")
+                ("objective", po::value<std::string>()->default_value("auto"),
+                 "EFRAP: how L_A is computed: auto, gram (affine units), fused, graph; the same function, different speed")
+                ("gram-budget-mb", po::value<int64_t>()->default_value(3072), "EFRAP: memory the Gram form may use per layer")
                 ("plateau-window", po::value<int64_t>()->default_value(0), "EFRAP: stop a layer when the loss over this many iterations stops falling (0: off)")
                 ("plateau-tol", po::value<double>()->default_value(1e-3), "EFRAP: the relative drop that counts as falling")
                 ("curve-every", po::value<int64_t>()->default_value(100), "EFRAP: loss curve resolution (iterations)")

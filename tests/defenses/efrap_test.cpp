@@ -333,6 +333,33 @@ TEST(Efrap, TheFlipTermAloneFlipsEveryMovableWeightAndGridWeightsNeverMove) {
   EXPECT_GT(reps[1].flip_rate, 0.9);
 }
 
+TEST(Efrap, BlockWisePreservationLearnsEachResidualBlockTogether) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  quant::QuantizedModel q(spec, *m, quant::preset("mqbench", 4));
+  auto data = calib(3, 8, 120);
+  q.calibrate(data);
+  EfrapOptions o = quick(60);
+  o.block_wise = true;
+  o.lambda_f = 0;
+  o.lr = 1e-2;
+  auto reps = efrap(q, *m, data, o);
+  ASSERT_EQ(reps.size(), 21u);
+  EXPECT_EQ(reps[0].unit, "conv1 -> bn1 -> relu -> quantize(layer1.0.conv1:input)");
+  EXPECT_EQ(reps[1].unit, "block layer1.0 -> quantize(next block input)");
+  EXPECT_EQ(reps[2].unit, reps[1].unit);
+  EXPECT_EQ(reps[19].unit, "block layer4.1 -> output");
+  EXPECT_EQ(reps[20].unit, "fc");
+  int better = 0;
+  for (size_t i = 1; i < 20; ++i) {
+    EXPECT_EQ(reps[i].objective, "graph");
+    EXPECT_LE(reps[i].act_error_learned, reps[i].act_error_nearest * (1 + 1e-6)) << reps[i].name;
+    better += reps[i].act_error_learned < reps[i].act_error_nearest;
+  }
+  EXPECT_GE(better, 10);
+  for (auto& l : q.layers()) EXPECT_EQ(l.weight->scheme().rounding, quant::Rounding::Mask) << l.name;
+}
+
 TEST(Efrap, AResumedRunEqualsAWholeRun) {
   nn::ModelSpec spec;
   auto m = warmed("resnet18:width=4", spec);
