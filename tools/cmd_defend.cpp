@@ -126,6 +126,7 @@ int defend(const po::variables_map& vm) {
                 "--first-last-bits: expected 0 (like the others) or 2..8, got ", first_last);
   const std::string file = vm["model"].as<std::string>(), out = vm["out"].as<std::string>();
   const bool quiet = vm["quiet"].as<bool>();
+  defenses::EfrapOptions eo = efrap_options(vm);  // option errors before any file is read
   std::string trigger_spec;
   attacks::JudgeOptions jo = backdoor_options(vm, file, &trigger_spec);
   nn::LoadedModel lm = nn::load_model(file);
@@ -163,7 +164,6 @@ int defend(const po::variables_map& vm) {
                         << calib.size() << " calibration batches of " << calib[0].size(0) << "\n";
 
   std::vector<defenses::EfrapLayerReport> reports;
-  defenses::EfrapOptions eo = efrap_options(vm);
   if (method == "efrap") {
     const std::string identity = run_identity(*lm.model, cfg, eo, co, vm["data"].as<std::string>());
     if (vm["no-resume"].as<bool>()) std::filesystem::remove(progress_path(out));
