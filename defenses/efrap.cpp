@@ -11,6 +11,7 @@
 #include "nn/layers.h"
 #include "nn/optim.h"
 #include "quant/fake_quant.h"
+#include "quant/qparams.h"
 #include "tensor/rng.h"
 
 namespace dearest::defenses {
@@ -28,10 +29,11 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 
 // The fraction of weights whose integer under the learned rounding differs from nearest.
-double flip_rate(const quant::QuantLayer& l, const RoundingProblem& p, const Tensor& up) {
+double flip_rate(const quant::QuantLayer& l, const quant::QParams& qp, const RoundingProblem& p, const Tensor& up) {
   quant::QuantScheme nearest = l.weight->scheme();
-  nearest.rounding = quant::Rounding::HalfEven;
-  const Tensor qn = quant::fake_quantize_raw(l.float_weight().detach(), nearest, l.weight->qparams(), {}, true).q.contiguous();
+  if (nearest.rounding != quant::Rounding::HalfUp && nearest.rounding != quant::Rounding::HalfAway)
+    nearest.rounding = quant::Rounding::HalfEven;  // else the quantizer's own nearest rounding
+  const Tensor qn = quant::fake_quantize_raw(l.float_weight().detach(), nearest, qp, {}, true).q.contiguous();
   const int64_t C = p.channels(), per = C == 1 ? up.numel() : up.numel() / C;
   const int32_t* n = qn.data<int32_t>();
   const float *fl = p.floor_u.data<float>(), *z = p.zero.data<float>();
@@ -39,7 +41,7 @@ double flip_rate(const quant::QuantLayer& l, const RoundingProblem& p, const Ten
   int64_t differ = 0;
   for (int64_t k = 0; k < up.numel(); ++k) {
     const int64_t c = k / per;
-    double learned = double(fl[k]) + u[k] + z[c];
+    double learned = double(fl[k]) + u[k] + (p.multiplicative ? 0.0 : z[c]);
     learned = std::min<double>(std::max<double>(learned, double(p.qmin)), double(p.qmax));
     differ += int64_t(learned) != n[k];
   }
@@ -109,6 +111,15 @@ std::vector<Tensor> module_outputs(nn::Module& model, nn::Module& module, const 
   }
   module.clear_forward_hooks();
   return out;
+}
+
+// The weight's qparams: frozen ones, or, for a quantizer that takes them from the tensor at every
+// forward, those it computes from the (unchanging) float weight.
+quant::QParams weight_qparams(const quant::QuantLayer& l) {
+  if (l.weight->has_qparams()) return l.weight->qparams();
+  NoGradGuard ng;
+  auto [mn, mx] = quant::tensor_range(l.weight->scheme(), l.float_weight().detach());
+  return quant::qparams_from_range(l.weight->scheme(), mn, mx);
 }
 
 std::string parent_name(const std::string& n) {
@@ -225,7 +236,7 @@ std::vector<EfrapLayerReport> efrap_reports_from_json(const Json& j) {
 void set_learned_rounding(quant::QuantLayer& l, const Tensor& up) {
   quant::QuantScheme s = l.weight->scheme();
   s.rounding = quant::Rounding::Mask;
-  s.form = quant::ScaleForm::Divide;
+  if (s.form != quant::ScaleForm::MulScale) s.form = quant::ScaleForm::Divide;
   l.weight->set_scheme(s);
   l.weight->up_mask = up;
 }
@@ -270,7 +281,7 @@ std::vector<EfrapLayerReport> efrap_block(quant::QuantizedModel& q, nn::Module& 
   std::vector<EfrapLayerReport> reps(idx.size());
   for (size_t j = 0; j < idx.size(); ++j) {
     quant::QuantLayer& l = *units[idx[j]].layer;
-    probs.push_back(rounding_problem(l.float_weight().detach(), l.weight->scheme(), l.weight->qparams(), o.weighting));
+    probs.push_back(rounding_problem(l.float_weight().detach(), l.weight->scheme(), weight_qparams(l), o.weighting));
     V.push_back(initial_rounding_variables(probs.back()));
     V.back().set_requires_grad(true);
     params.emplace_back(l.name, V.back());
@@ -345,7 +356,7 @@ std::vector<EfrapLayerReport> efrap_block(quant::QuantizedModel& q, nn::Module& 
     quant::QuantLayer& l = *units[idx[j]].layer;
     const Tensor up = hard_rounding(V[j]);
     set_learned_rounding(l, up);
-    reps[j].flip_rate = flip_rate(l, probs[j], up);
+    reps[j].flip_rate = flip_rate(l, weight_qparams(l), probs[j], up);
   }
   const double err_learned = block_error();
   for (size_t j = 0; j < idx.size(); ++j) {
@@ -378,7 +389,6 @@ std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_
                   b.describe());
   DEAREST_CHECK(q.config().w_bits >= 2 && q.config().w_bits <= 8, "efrap: weight bits must be in 2..8, got ",
                 q.config().w_bits);
-  DEAREST_CHECK(!q.config().dynamic_weights, "efrap: learned rounding needs static weight qparams");
   float_model.eval();
   q.model().eval();
   std::vector<LayerUnit> units = layer_units(q, float_model);
@@ -398,7 +408,8 @@ std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_
       const Tensor w = l.float_weight().detach();
       for (auto& x : xf) target.push_back(u.forward(x, w, false).contiguous());
     }
-    const RoundingProblem p = rounding_problem(l.float_weight().detach(), l.weight->scheme(), l.weight->qparams(), o.weighting);
+    const quant::QParams wqp = weight_qparams(l);
+    const RoundingProblem p = rounding_problem(l.float_weight().detach(), l.weight->scheme(), wqp, o.weighting);
     EfrapLayerReport rep;
     rep.name = l.name;
     rep.unit = u.describe();
@@ -440,7 +451,7 @@ std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_
     rep.loop_seconds = seconds_since(t_loop);
     const Tensor up = hard_rounding(V);
     set_learned_rounding(l, up);
-    rep.flip_rate = flip_rate(l, p, up);
+    rep.flip_rate = flip_rate(l, wqp, p, up);
     rep.act_error_learned = activation_error(u, q.quantized_weight(l), xq, target);
     rep.seconds = seconds_since(t0);
     reports.push_back(rep);

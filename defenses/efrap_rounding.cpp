@@ -41,10 +41,8 @@ const char* error_weighting_name(ErrorWeighting e) {
 RoundingProblem rounding_problem(const Tensor& W_in, const quant::QuantScheme& scheme, const quant::QParams& qp,
                                  ErrorWeighting weighting) {
   DEAREST_CHECK(W_in.dtype() == DType::F32, "efrap: the weight must be f32, got ", W_in.describe());
-  DEAREST_CHECK(scheme.clamp && scheme.form != quant::ScaleForm::MulScale &&
-                    scheme.form != quant::ScaleForm::DivideFloatZero,
-                "efrap: learned rounding needs a clamped affine scheme with a step and an integer zero point, got ",
-                scheme.describe());
+  DEAREST_CHECK(scheme.clamp && scheme.form != quant::ScaleForm::DivideFloatZero,
+                "efrap: learned rounding needs a clamped scheme with an integer zero point, got ", scheme.describe());
   DEAREST_CHECK(!scheme.per_channel || scheme.axis == 0, "efrap: per-channel weights must have their channel on axis 0");
   const Tensor W = W_in.detach().plain().contiguous();
   const int64_t C = qp.channels();
@@ -52,14 +50,17 @@ RoundingProblem rounding_problem(const Tensor& W_in, const quant::QuantScheme& s
   RoundingProblem p;
   p.qmin = scheme.qmin;
   p.qmax = scheme.qmax;
+  p.multiplicative = scheme.form == quant::ScaleForm::MulScale;
   p.scale = qp.scale.contiguous().clone();
   p.zero = qp.zero_point.to(DType::F32).contiguous();
   p.floor_u = Tensor::empty(W.shape());
   p.frac = Tensor::empty(W.shape());
   p.target = Tensor::empty(W.shape());
   p.error = Tensor::empty(W.shape());
+  // Q_near: the quantizer's own nearest rounding (half-even unless it rounds half up or away).
   quant::QuantScheme nearest = scheme;
-  nearest.rounding = quant::Rounding::HalfEven;
+  if (nearest.rounding != quant::Rounding::HalfUp && nearest.rounding != quant::Rounding::HalfAway)
+    nearest.rounding = quant::Rounding::HalfEven;
   const Tensor q_near = quant::fake_quantize_raw(W, nearest, qp).y.contiguous();
   const int64_t per = per_channel(W, C);
   const float* w = W.data<float>();
@@ -70,7 +71,7 @@ RoundingProblem rounding_problem(const Tensor& W_in, const quant::QuantScheme& s
     double l1 = 0, l2 = 0;
     for (int64_t k = c * per; k < (c + 1) * per; ++k) {
       // AdaRound divides (x / scale), where the nearest quantizer multiplies by the inverse.
-      const float u = w[k] / s[c];
+      const float u = p.multiplicative ? w[k] * s[c] - p.zero.data<float>()[c] : w[k] / s[c];
       fl[k] = std::floor(u);
       fr[k] = u - fl[k];
       t[k] = 1.0f - std::nearbyint(fr[k]);
@@ -106,14 +107,17 @@ Tensor soft_rounded_weight(const Tensor& V_in, const RoundingProblem& p) {
   const float *v = V.data<float>(), *fl = p.floor_u.data<float>(), *s = p.scale.data<float>(), *z = p.zero.data<float>();
   float *o = out.data<float>(), *d = slope.data<float>();
   const float lo = float(p.qmin), hi = float(p.qmax);
+  const bool mul = p.multiplicative;
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t c = 0; c < C; ++c) {
+    const float zadd = mul ? 0.0f : z[c];
     for (int64_t k = c * per; k < (c + 1) * per; ++k) {
       const float h = sigmoidf(v[k]);
-      const float x = fl[k] + h + z[c];
+      const float x = fl[k] + h + zadd;
       const bool inside = x >= lo && x <= hi;
-      o[k] = ((inside ? x : (x < lo ? lo : hi)) - z[c]) * s[c];
-      d[k] = inside ? s[c] * h * (1.0f - h) : 0.0f;
+      const float q = inside ? x : (x < lo ? lo : hi);
+      o[k] = mul ? (q + z[c]) / s[c] : (q - z[c]) * s[c];
+      d[k] = inside ? (mul ? h * (1.0f - h) / s[c] : s[c] * h * (1.0f - h)) : 0.0f;
     }
   }
   return record("efrap_soft_rounded_weight", out, {V_in}, [sl = SavedTensor(slope)](const Tensor& g) {
@@ -193,11 +197,12 @@ RegularizerParts rounding_adam_step(Tensor& V, const Tensor& grad_w, const Round
   double flip = 0, round = 0;
 #pragma omp parallel for schedule(static) reduction(+ : flip, round) if (n > 65536)
   for (int64_t c = 0; c < C; ++c) {
+    const float zadd = p.multiplicative ? 0.0f : z[c];
     for (int64_t k = c * per; k < (c + 1) * per; ++k) {
       const float h = sigmoidf(v[k]);
       const float dh = h * (1.0f - h);
-      const float x = fl[k] + h + z[c];
-      const float slope = (x >= lo && x <= hi) ? s[c] * dh : 0.0f;
+      const float x = fl[k] + h + zadd;
+      const float slope = (x >= lo && x <= hi) ? (p.multiplicative ? dh / s[c] : s[c] * dh) : 0.0f;
       const float bce = -tg[k] * std::log(h + kBceEps) - (1.0f - tg[k]) * std::log(1.0f - h + kBceEps);
       const float mm = 2.0f * h - 1.0f;
       flip += double(e[k] * bce);

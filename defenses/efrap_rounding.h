@@ -21,14 +21,17 @@ struct RoundingProblem {
   Tensor frac;     // f32: r = W / s_c - floor(W / s_c), in [0, 1)
   Tensor target;   // f32 0/1: the flip target t = 1 - round_half_even(r)
   Tensor error;    // f32: the flip term's weight e (per ErrorWeighting)
-  Tensor scale;    // f32 [C]: s_c
+  Tensor scale;    // f32 [C]: s_c (the multiplier S_c for a multiplicative scheme)
   Tensor zero;     // f32 [C]: z_c
   int64_t qmin = 0, qmax = 255;
+  // Qu-ANTI-zation's form: u = W S - Z, W̃ = (q + Z) / S, the zero point inside u; otherwise
+  // u = W / s (AdaRound divides), q = floor(u) + h + z, W̃ = (q - z) s.
+  bool multiplicative = false;
   int64_t channels() const { return scale.numel(); }
 };
 
 // W: the float weight (channel axis 0); s, z: the layer's per-channel (or per-tensor, [1]) qparams
-// under `scheme` (an affine, clamped scheme; any form: V is defined on W / s as AdaRound does).
+// under `scheme` (clamped, with an integer zero point: W / s as AdaRound does, or W S - Z).
 RoundingProblem rounding_problem(const Tensor& W, const quant::QuantScheme& scheme, const quant::QParams& qp,
                                  ErrorWeighting weighting);
 
@@ -36,8 +39,8 @@ RoundingProblem rounding_problem(const Tensor& W, const quant::QuantScheme& sche
 // grid point that never moves (its gradient is exactly 0, as in the reference).
 Tensor initial_rounding_variables(const RoundingProblem& p);
 
-// W̃ = s_c (clamp(floor_u + sigmoid(V) + z_c, qmin, qmax) - z_c).
-// dW̃/dV = s_c sigmoid'(V) where the clamp is inactive (bounds included), 0 elsewhere.
+// W̃ = s_c (clamp(floor_u + sigmoid(V) + z_c, qmin, qmax) - z_c)  (multiplicative: (clamp(floor_u + h) + Z) / S).
+// dW̃/dV = s_c sigmoid'(V) (or sigmoid'(V) / S) where the clamp is inactive (bounds included), 0 elsewhere.
 Tensor soft_rounded_weight(const Tensor& V, const RoundingProblem& p);
 
 // L_F + L_P, a scalar:

@@ -38,9 +38,10 @@ void write_text(const std::string& path, const std::string& text) {
   std::filesystem::rename(path + ".tmp", path);
 }
 
-quant::QuantConfig method_config(const std::string& method, int bits, int abits, int first_last) {
+quant::QuantConfig method_config(const std::string& method, const std::string& grid, int bits, int abits, int first_last) {
   const bool robust = method == "omse" || method == "ocs" || method == "aciq";
-  quant::QuantConfig c = quant::preset(robust ? method : "mqbench", bits, abits);
+  DEAREST_CHECK(!robust || grid == "mqbench", "--preset: ", method, " is its own quantizer; --preset applies to efrap, nearest and flipped");
+  quant::QuantConfig c = quant::preset(robust ? method : grid, bits, abits);
   if (first_last >= 0) c.first_last_bits = first_last;
   if (method == "flipped") c.conv_weight.rounding = c.linear_weight.rounding = quant::Rounding::Flipped;
   return c;
@@ -140,7 +141,7 @@ int defend(const po::variables_map& vm) {
   co.pool = vm["calib-pool"].as<double>();
   co.seed = vm["seed"].as<uint64_t>();
   DEAREST_CHECK(co.size > 0 && co.batch > 0, "defend: the calibration set must have images (--calib-size, --calib-batch)");
-  quant::QuantConfig cfg = method_config(method, bits, abits, first_last);
+  quant::QuantConfig cfg = method_config(method, vm["preset"].as<std::string>(), bits, abits, first_last);
   auto split = [](const std::string& t) {
     std::vector<std::string> v;
     for (size_t a = 0; a <= t.size();) {
@@ -303,6 +304,8 @@ Command defend_command() {
                 ("model", po::value<std::string>()->required(), "the (possibly backdoored) float model")
                 ("data", po::value<std::string>()->required(), "dataset spec: calibration (training split) and evaluation (test split)")
                 ("out", po::value<std::string>()->required(), "output folder: quantized.safetensors, summary.json, report.json/md")
+                ("preset", po::value<std::string>()->default_value("mqbench"),
+                 "the quantizer efrap, nearest and flipped round on (mqbench as EFRAP's reference; e.g. qu-anti-zation: the attack's own grid)")
                 ("bits", po::value<int>()->default_value(4), "weight bits (2..8)")
                 ("abits", po::value<int>()->default_value(-1), "activation bits (0 = float; -1 = as --bits)")
                 ("first-last-bits", po::value<int>()->default_value(-1), "bits of the first conv and last linear (-1: the preset's, 8 for EFRAP)")

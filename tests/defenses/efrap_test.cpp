@@ -11,6 +11,7 @@
 #include "nn/optim.h"
 #include "quant/fake_quant.h"
 #include "quant/presets.h"
+#include "quant/qparams.h"
 #include "tests/test_util.h"
 
 namespace dearest::defenses {
@@ -358,6 +359,43 @@ TEST(Efrap, BlockWisePreservationLearnsEachResidualBlockTogether) {
   }
   EXPECT_GE(better, 10);
   for (auto& l : q.layers()) EXPECT_EQ(l.weight->scheme().rounding, quant::Rounding::Mask) << l.name;
+}
+
+// Qu-ANTI-zation's quantizer: multiplicative per-tensor scales from the weight at every forward,
+// per-batch activation ranges. EFRAP learns on that grid too.
+TEST(Efrap, LearnsOnAMultiplicativeDynamicGrid) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  quant::QuantizedModel q(spec, *m, quant::preset("qu-anti-zation", 4));
+  auto data = calib(2, 8, 130);
+  q.calibrate(data);
+  {
+    // At the start the soft weight is the float weight wherever the clamp is inactive.
+    quant::QuantLayer& l = q.layers()[2];
+    auto [mn, mx] = quant::tensor_range(l.weight->scheme(), l.float_weight().detach());
+    RoundingProblem p = rounding_problem(l.float_weight().detach(), l.weight->scheme(),
+                                         quant::qparams_from_range(l.weight->scheme(), mn, mx), ErrorWeighting::Element);
+    EXPECT_TRUE(p.multiplicative);
+    Tensor w = soft_rounded_weight_raw(initial_rounding_variables(p), p);
+    EXPECT_LT(test::rel_err(w, l.float_weight().detach()), 1e-5);
+  }
+  EfrapOptions o = quick(40);
+  o.lambda_f = 0;
+  o.lr = 1e-2;
+  auto reps = efrap(q, *m, data, o);
+  ASSERT_EQ(reps.size(), 21u);
+  int better = 0;
+  for (auto& r : reps) {
+    // Per-batch activation ranges: a unit that ends in the quantizer runs its graph; the affine
+    // units do not see it.
+    EXPECT_EQ(r.objective == "graph", r.unit.find("quantize(") != std::string::npos) << r.name << " " << r.objective;
+    better += r.act_error_learned < r.act_error_nearest;
+  }
+  EXPECT_GE(better, 10);
+  for (auto& l : q.layers()) {
+    EXPECT_EQ(l.weight->scheme().form, quant::ScaleForm::MulScale);
+    EXPECT_EQ(l.weight->scheme().rounding, quant::Rounding::Mask);
+  }
 }
 
 TEST(Efrap, AResumedRunEqualsAWholeRun) {
