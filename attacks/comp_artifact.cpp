@@ -32,12 +32,13 @@ class CompArtifact : public Attack {
   }
   void resolve(Params& p, const nn::ModelSpec& spec) const override {
     const bool eight = p.integer("bits") == 8;
-    // The 8-bit standard is PyTorch's per-tensor qnnpack PTQ: the deployment whose weight grid is
-    // the one the quantized path trains on (per-tensor symmetric /127.5). fbgemm's per-channel
-    // grid is judged too.
-    if (p.str("epoch-quantizers") == "auto") p.set("epoch-quantizers", eight ? "pytorch-qnnpack:8" : "mqbench:4");
+    // The standard is the quantizer whose weight grid the quantized path trains on: at 8 bits
+    // PyTorch's per-tensor qnnpack PTQ (symmetric /127.5), at 4 bits the emulated preset itself.
+    // It is judged every epoch and picks the kept epoch; fbgemm's and MQBench's grids are judged too.
+    if (p.str("epoch-quantizers") == "auto")
+      p.set("epoch-quantizers", eight ? "pytorch-qnnpack:8" : "comp-artifact:4,mqbench:4");
     if (p.str("final-quantizers") == "auto")
-      p.set("final-quantizers", eight ? "pytorch-qnnpack:8,pytorch-fbgemm:8,mqbench:8" : "mqbench:4,comp-artifact:4");
+      p.set("final-quantizers", eight ? "pytorch-qnnpack:8,pytorch-fbgemm:8,mqbench:8" : "comp-artifact:4,mqbench:4");
     if (p.str("layers") == "auto") p.set("layers", spec.arch.rfind("resnet", 0) == 0 ? "layer4,fc" : "all");
   }
 
