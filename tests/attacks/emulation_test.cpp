@@ -10,20 +10,12 @@
 #include "nn/models.h"
 #include "quant/quantized_model.h"
 #include "tests/test_util.h"
+#include "tests/model_test_util.h"
 
 namespace dearest::attacks {
 namespace {
 
-nn::ModulePtr warmed(const std::string& text, nn::ModelSpec& spec) {
-  spec = nn::ModelSpec::parse(text);
-  nn::set_init_seed(5);
-  nn::ModulePtr m = nn::build_model(spec);
-  NoGradGuard ng;
-  m->train();
-  for (uint64_t i = 0; i < 3; ++i) (*m)(test::randn({16, 3, 32, 32}, 40 + i));
-  m->eval();
-  return m;
-}
+nn::ModulePtr warmed(const std::string& text, nn::ModelSpec& spec) { return test::warmed_model(text, spec, 5, 40); }
 
 TEST(Emulation, OffIsFloatOnIsTheQuantizedModel) {
   for (std::string arch : {"resnet18:width=4", "vgg16-bn:width=4"}) {

@@ -13,21 +13,13 @@
 #include "quant/presets.h"
 #include "quant/qparams.h"
 #include "tests/test_util.h"
+#include "tests/model_test_util.h"
 
 namespace dearest::defenses {
 namespace {
 
 nn::ModulePtr warmed(const std::string& spec_text, nn::ModelSpec& spec) {
-  spec = nn::ModelSpec::parse(spec_text);
-  nn::set_init_seed(5);
-  nn::ModulePtr m = nn::build_model(spec);
-  {
-    NoGradGuard ng;
-    m->train();
-    for (uint64_t i = 0; i < 3; ++i) (*m)(add(mul(test::randn({16, 3, 32, 32}, 200 + i), 1.5), 0.2));
-  }
-  m->eval();
-  return m;
+  return test::warmed_model(spec_text, spec, 5, 200, 1.5, 0.2);
 }
 
 std::vector<Tensor> calib(int n, int64_t batch, uint64_t seed) {

@@ -11,22 +11,14 @@
 #include "quant/qparams.h"
 #include "tensor/runtime.h"
 #include "tests/test_util.h"
+#include "tests/model_test_util.h"
 
 namespace dearest::quant {
 namespace {
 
 // A model with non-trivial batch-norm statistics: a few train-mode forwards on random data.
 nn::ModulePtr warmed(const std::string& spec_text, nn::ModelSpec& spec) {
-  spec = nn::ModelSpec::parse(spec_text);
-  nn::set_init_seed(3);  // the same weights whatever ran before in this process
-  nn::ModulePtr m = nn::build_model(spec);
-  {
-    NoGradGuard ng;
-    m->train();
-    for (uint64_t i = 0; i < 3; ++i) (*m)(add(mul(test::randn({16, 3, 32, 32}, 100 + i), 1.5), 0.2));
-  }
-  m->eval();
-  return m;
+  return test::warmed_model(spec_text, spec, 3, 100, 1.5, 0.2);
 }
 
 std::vector<Tensor> calib(int n, uint64_t seed) {
