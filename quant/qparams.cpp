@@ -69,6 +69,9 @@ QParams qparams_from_range(const QuantScheme& s, const Tensor& mn_in, const Tens
   const float* hi = mx.data<float>();
   if (s.form == ScaleForm::DivideFloatZero) qp.zero_float = Tensor::empty({C}, DType::F32);
   for (int64_t c = 0; c < C; ++c) {
+    // A range of [inf, -inf] is what min/max leave when every value was NaN: a diverged run.
+    DEAREST_CHECK(!(std::isinf(lo[c]) && std::isinf(hi[c]) && lo[c] > hi[c]), "qparams: channel ", c,
+                  " has no finite value to take a range from (all NaN: did the training diverge? lower the learning rate)");
     DEAREST_CHECK(!(lo[c] > hi[c]), "qparams: channel ", c, " has min ", lo[c], " > max ", hi[c]);
     DEAREST_CHECK(std::isfinite(lo[c]) && std::isfinite(hi[c]), "qparams: channel ", c, " has a non-finite range [",
                   lo[c], ", ", hi[c], "]");

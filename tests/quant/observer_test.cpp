@@ -71,6 +71,13 @@ TEST(Observer, MinMaxAndEmaRules) {
   EXPECT_ERROR_CONTAINS(b.observe(Tensor::zeros({0})), "empty");
 }
 
+TEST(Observer, AllNanWeightsNameTheDivergedRun) {
+  const QuantScheme s = QuantScheme::make(4, true, true, false);
+  Tensor w = Tensor::full({4, 3}, std::nan(""));
+  auto [mn, mx] = tensor_range(s, w);
+  EXPECT_ERROR_CONTAINS(qparams_from_range(s, mn, mx), "all NaN");
+}
+
 TEST(Observer, PerChannelRangesFollowTheAxis) {
   QuantScheme s = QuantScheme::make(8, true, true, true);
   s.axis = 1;
