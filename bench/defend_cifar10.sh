@@ -20,7 +20,7 @@ for job in "$@"; do
   case $model in
     qu-*) std="qu-anti-zation:$bits,mqbench:$bits" ;;
     ca8-*) std="pytorch-qnnpack:8,mqbench:8" ;;
-    ca4-*) std="mqbench:4,comp-artifact:4" ;;
+    ca4-*) std="comp-artifact:4,mqbench:4" ;;
     pq-*) [ "$bits" = 8 ] && std="pytorch-fbgemm:8,mqbench:8" || std="mqbench:4" ;;
   esac
   for m in $methods; do
