@@ -37,6 +37,9 @@ Command judge_command();
 Command report_command();
 Command defend_command();
 
+// "a,b,,c" -> {a, b, c}: the comma-separated lists of options such as --layers.
+std::vector<std::string> split_list(const std::string& s);
+
 // The options of a parsed command as an INI file that repeats the run (--config).
 std::string config_text(const po::variables_map& vm);
 

@@ -142,18 +142,8 @@ int defend(const po::variables_map& vm) {
   co.seed = vm["seed"].as<uint64_t>();
   DEAREST_CHECK(co.size > 0 && co.batch > 0, "defend: the calibration set must have images (--calib-size, --calib-batch)");
   quant::QuantConfig cfg = method_config(method, vm["preset"].as<std::string>(), bits, abits, first_last);
-  auto split = [](const std::string& t) {
-    std::vector<std::string> v;
-    for (size_t a = 0; a <= t.size();) {
-      size_t c = t.find(',', a);
-      if (c == std::string::npos) c = t.size();
-      if (c > a) v.push_back(t.substr(a, c - a));
-      a = c + 1;
-    }
-    return v;
-  };
-  if (vm.count("layers")) cfg.layers = split(vm["layers"].as<std::string>());
-  if (vm.count("skip")) cfg.skip = split(vm["skip"].as<std::string>());
+  if (vm.count("layers")) cfg.layers = split_list(vm["layers"].as<std::string>());
+  if (vm.count("skip")) cfg.skip = split_list(vm["skip"].as<std::string>());
   std::filesystem::create_directories(out);
 
   const auto t0 = std::chrono::steady_clock::now();
