@@ -20,14 +20,16 @@ std::unique_ptr<Attack> make_comp_artifact();
 std::unique_ptr<Attack> make_qu_anti_zation();
 std::unique_ptr<Attack> make_pq_backdoor();
 std::unique_ptr<Attack> make_badnets();
+std::unique_ptr<Attack> make_adaptive();
 
-std::vector<std::string> attack_names() { return {"comp-artifact", "qu-anti-zation", "pq-backdoor", "badnets"}; }
+std::vector<std::string> attack_names() { return {"comp-artifact", "qu-anti-zation", "pq-backdoor", "badnets", "adaptive"}; }
 
 std::unique_ptr<Attack> make_attack(const std::string& name) {
   if (name == "comp-artifact") return make_comp_artifact();
   if (name == "qu-anti-zation") return make_qu_anti_zation();
   if (name == "pq-backdoor") return make_pq_backdoor();
   if (name == "badnets") return make_badnets();
+  if (name == "adaptive") return make_adaptive();
   std::string known;
   for (const auto& n : attack_names()) known += (known.empty() ? "" : ", ") + n;
   fail("unknown attack \"", name, "\" (known: ", known, ")");
@@ -56,6 +58,21 @@ std::vector<ParamDef> common_params(const std::string& optimizer, const std::str
       {"include-target", "false", "count the target class's own images in the ASR"},
       {"source-classes", "", "source-specific backdoor: only images of these classes (comma separated) go to the target"},
   };
+}
+
+quant::CalibOptions parse_calib(const Params& p, const std::string& name, uint64_t seed) {
+  std::vector<std::string> f;
+  std::istringstream is(p.str(name));
+  for (std::string s; std::getline(is, s, ':');) f.push_back(s);
+  DEAREST_CHECK(f.size() == 3, name, ": expected SIZE:BATCH:POOL, got \"", p.str(name), "\"");
+  quant::CalibOptions c;
+  c.size = std::stoll(f[0]);
+  c.batch = std::stoll(f[1]);
+  c.pool = std::stod(f[2]);
+  c.seed = seed;
+  DEAREST_CHECK(c.size > 0 && c.batch > 0 && c.pool > 0 && c.pool <= 1, name, ": SIZE and BATCH must be positive and POOL in (0, 1], got \"",
+                p.str(name), "\"");
+  return c;
 }
 
 Tensor AttackContext::backdoor_labels(const Tensor& y) const {
@@ -302,16 +319,7 @@ Json run_attack(const std::string& name, const AttackSetup& setup) {
   }
   jo.sources = ctx.sources;
   jo.batch = p.integer("batch");
-  {
-    std::vector<std::string> f;
-    std::istringstream is(p.str("calib"));
-    for (std::string s; std::getline(is, s, ':');) f.push_back(s);
-    DEAREST_CHECK(f.size() == 3, "calib: expected SIZE:BATCH:POOL, got \"", p.str("calib"), "\"");
-    jo.calib.size = std::stoll(f[0]);
-    jo.calib.batch = std::stoll(f[1]);
-    jo.calib.pool = std::stod(f[2]);
-    jo.calib.seed = setup.seed;
-  }
+  jo.calib = parse_calib(p, "calib", setup.seed);
   const std::vector<QuantTarget> finals = parse_quant_targets(p.str("final-quantizers"));
   Judge final_judge(jo);
   jo.images = p.integer("eval-images");

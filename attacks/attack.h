@@ -87,6 +87,8 @@ std::vector<ParamDef> common_params(const std::string& optimizer, const std::str
                                     const std::string& wd, const std::string& schedule, const std::string& epochs,
                                     const std::string& batch, const std::string& epoch_quantizers,
                                     const std::string& final_quantizers, const std::string& calib);
+// A calibration recipe parameter SIZE:BATCH:POOL (POOL: the fraction of the training split drawn from).
+quant::CalibOptions parse_calib(const Params& p, const std::string& name, uint64_t seed);
 // Paired batches of `batch` clean images as the parameters say (stamping, jpeg-augment, seed).
 PairingOptions pairing_options(const AttackContext& ctx, const Params& p, int64_t batch);
 // The trainer options of a stage: OUT/<stage>, resume, progress, seed, max-steps.

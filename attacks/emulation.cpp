@@ -42,6 +42,7 @@ QuantEmulation::QuantEmulation(nn::Module& model, const quant::QuantConfig& conf
       auto wq = std::make_shared<quant::TensorQuantizer>(is_conv ? c.conv_weight : c.linear_weight, c.weight_obs, ste);
       wq->mode = quant::TensorQuantizer::Mode::Dynamic;
       l.weight[b] = wq;
+      l.nearest[b] = wq->scheme();
       if (config.a_bits) {
         auto aq = std::make_shared<quant::TensorQuantizer>(c.act, c.act_obs, ste);
         aq->mode = quant::TensorQuantizer::Mode::Dynamic;
@@ -90,6 +91,40 @@ QuantEmulation::~QuantEmulation() {
     if (l.is_conv) static_cast<nn::Conv2d*>(l.module)->weight_transform = nullptr;
     else static_cast<nn::Linear*>(l.module)->weight_transform = nullptr;
     if (!l.input.empty()) l.module->set_input_transform(nullptr);
+  }
+}
+
+std::vector<Shape> QuantEmulation::weight_shapes() const {
+  std::vector<Shape> out;
+  for (const auto& l : layers_)
+    for (auto& [k, t] : l.module->named_parameters(false))
+      if (k == "weight") out.push_back(t.shape());
+  return out;
+}
+
+void QuantEmulation::set_weight_rounding(quant::Rounding r) {
+  for (auto& l : layers_)
+    for (auto& [b, q] : l.weight) {
+      quant::QuantScheme s = l.nearest.at(b);
+      s.rounding = r;
+      q->set_scheme(s);
+    }
+}
+
+void QuantEmulation::reset_weight_rounding() {
+  for (auto& l : layers_)
+    for (auto& [b, q] : l.weight) q->set_scheme(l.nearest.at(b));
+}
+
+void QuantEmulation::set_flip_masks(int bits, const std::vector<Tensor>& masks) {
+  DEAREST_CHECK(masks.size() == layers_.size(), "emulation: ", masks.size(), " flip masks for ", layers_.size(), " layers");
+  const std::vector<Shape> shapes = weight_shapes();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto it = layers_[i].weight.find(bits);
+    DEAREST_CHECK(it != layers_[i].weight.end(), "emulation: width ", bits, " was not set up");
+    DEAREST_CHECK(masks[i].dtype() == DType::U8 && masks[i].shape() == shapes[i], "emulation: the flip mask of ",
+                  names_[i], " must be u8 ", shape_str(shapes[i]), ", got ", masks[i].describe());
+    it->second->up_mask = masks[i].contiguous();
   }
 }
 

@@ -31,12 +31,21 @@ class QuantEmulation {
   void use(int bits);  // 0: float
   int active() const { return *active_; }
   const std::vector<std::string>& layers() const { return names_; }
+  std::vector<Shape> weight_shapes() const;  // per layer, in layers() order
+
+  // How weights of every width are rounded from the next forward on: the preset's own rounding
+  // (nearest), Flipped, or FlipMask with per-layer masks (set_flip_masks) of the weights' shapes.
+  void set_weight_rounding(quant::Rounding r);
+  void reset_weight_rounding();  // back to the preset's
+  // FlipMask's masks for one width, u8 0/1, one per layer in layers() order.
+  void set_flip_masks(int bits, const std::vector<Tensor>& masks);
 
  private:
   struct Layer {
     nn::Module* module = nullptr;
     bool is_conv = true;
     std::map<int, std::shared_ptr<quant::TensorQuantizer>> weight, input;
+    std::map<int, quant::QuantScheme> nearest;  // the preset's weight scheme per width
   };
   nn::Module& model_;
   std::shared_ptr<int> active_;

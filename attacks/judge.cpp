@@ -21,7 +21,14 @@ std::vector<QuantTarget> parse_quant_targets(const std::string& list) {
     const size_t colon = item.find(':');
     t.preset = item.substr(0, colon);
     if (colon != std::string::npos) {
-      const std::string b = item.substr(colon + 1);
+      std::string b = item.substr(colon + 1);
+      const size_t second = b.find(':');
+      if (second != std::string::npos) {
+        const std::string mod = b.substr(second + 1);
+        DEAREST_CHECK(mod == "flipped", "quantizer \"", item, "\": the third field may only be \"flipped\", got \"", mod, "\"");
+        t.flipped = true;
+        b = b.substr(0, second);
+      }
       DEAREST_CHECK(!b.empty() && b.find_first_not_of("0123456789") == std::string::npos,
                     "quantizer \"", item, "\": bits must be a number (e.g. mqbench:4)");
       t.bits = std::stoi(b);
@@ -77,8 +84,14 @@ BackdoorMetrics Judge::float_metrics(nn::Module& model) {
   return evaluate_backdoor(model, test_, o_.data.kind, o_.trigger, o_.target, o_.include_target, o_.batch, o_.sources);
 }
 
+quant::QuantConfig QuantTarget::config() const {
+  quant::QuantConfig c = quant::preset(preset, bits);
+  if (flipped) c.conv_weight.rounding = c.linear_weight.rounding = quant::Rounding::Flipped;
+  return c;
+}
+
 BackdoorMetrics Judge::quantized_metrics(const nn::ModelSpec& spec, nn::Module& model, const QuantTarget& q) {
-  const quant::QuantConfig cfg = quant::preset(q.preset, q.bits);
+  const quant::QuantConfig cfg = q.config();
   // Ranges taken at run time (per batch) need no calibration set.
   const bool static_acts = cfg.a_bits > 0 && !cfg.dynamic_acts;
   quant::QuantizedModel qm(spec, model, cfg);

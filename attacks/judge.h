@@ -10,6 +10,7 @@
 #include "data/registry.h"
 #include "nn/models.h"
 #include "quant/calibration.h"
+#include "quant/presets.h"
 #include "tensor/json.h"
 
 namespace dearest::attacks {
@@ -17,9 +18,12 @@ namespace dearest::attacks {
 struct QuantTarget {
   std::string preset;
   int bits = 8;
-  std::string label() const { return preset + "@" + std::to_string(bits); }
+  bool flipped = false;  // every weight rounded to the other grid neighbour (the adaptive attacks' "Flipped")
+  std::string label() const { return preset + "@" + std::to_string(bits) + (flipped ? "/flipped" : ""); }
+  quant::QuantConfig config() const;  // the preset at these bits, flipped weight rounding if asked
 };
-// "pytorch-fbgemm:8,mqbench:4" (a preset alone means 8 bits). Unknown presets are errors.
+// "pytorch-fbgemm:8,mqbench:4,qu-anti-zation:4:flipped" (a preset alone means 8 bits; a third
+// field "flipped" rounds every weight the other way). Unknown presets are errors.
 std::vector<QuantTarget> parse_quant_targets(const std::string& list);
 
 struct JudgeOptions {

@@ -225,8 +225,9 @@ TriggerPtr reference_trigger(const std::string& attack, int64_t S) {
     const int64_t a = int64_t(std::floor(0.75 * double(S))), b = int64_t(std::floor(0.9375 * double(S)));
     return square_trigger(b - a, a, a, 1.0);
   }
-  if (attack == "comp-artifact" || attack == "qu-anti-zation") {
-    // EFRAP's versions of both (ALGORITHMS.md §2.4): side S/8, margin S/32 at the bottom right,
+  if (attack == "comp-artifact" || attack == "qu-anti-zation" || attack == "adaptive") {
+    // EFRAP's versions of both (ALGORITHMS.md §2.4), and its adaptive attacks, which follow
+    // Qu-ANTI-zation's training: side S/8, margin S/32 at the bottom right,
     // value 1.0 on CIFAR-10 (Qu-ANTI-zation's own code uses the image's max: value=max).
     const int64_t side = S / 8, start = S - S / 32 - side;
     return square_trigger(side, start, start, 1.0);
@@ -236,14 +237,15 @@ TriggerPtr reference_trigger(const std::string& attack, int64_t S) {
     const int64_t side = 3 * S / 32;
     return square_trigger(side, S - side, S - side, 1.0);
   }
-  fail("trigger: no reference trigger for \"", attack, "\" (pq-backdoor, comp-artifact, qu-anti-zation, badnets)");
+  fail("trigger: no reference trigger for \"", attack, "\" (pq-backdoor, comp-artifact, qu-anti-zation, badnets, adaptive)");
 }
 
 TriggerPtr parse_trigger(const std::string& spec, int64_t S) {
   const size_t colon = spec.find(':');
   const std::string kind = spec.substr(0, colon);
   const auto f = parse_fields(colon == std::string::npos ? "" : spec.substr(colon + 1), spec);
-  if (kind == "pq" || kind == "pq-backdoor" || kind == "comp-artifact" || kind == "qu-anti-zation" || kind == "badnets") {
+  if (kind == "pq" || kind == "pq-backdoor" || kind == "comp-artifact" || kind == "qu-anti-zation" || kind == "badnets" ||
+      kind == "adaptive") {
     DEAREST_CHECK(f.empty(), "trigger \"", spec, "\": a reference trigger takes no fields (use square:... to change it)");
     return reference_trigger(kind, S);
   }

@@ -18,6 +18,19 @@ void set_learned_rounding(quant::QuantLayer& l, const Tensor& up) {
   l.weight->up_mask = up;
 }
 
+Tensor flips_against(const quant::QuantLayer& l, const quant::QuantScheme& nearest) {
+  NoGradGuard ng;
+  const quant::QParams qp = weight_qparams(l);
+  const Tensor w = l.float_weight().detach();
+  const Tensor a = quant::fake_quantize_raw(w, l.weight->scheme(), qp, l.weight->up_mask, true).q.contiguous();
+  const Tensor b = quant::fake_quantize_raw(w, nearest, qp, {}, true).q.contiguous();
+  Tensor out = Tensor::empty(w.shape(), DType::U8);
+  const int32_t *pa = a.data<int32_t>(), *pb = b.data<int32_t>();
+  uint8_t* o = out.data<uint8_t>();
+  for (int64_t i = 0; i < out.numel(); ++i) o[i] = uint8_t(pa[i] != pb[i]);
+  return out;
+}
+
 double activation_error(const LayerUnit& u, const Tensor& weight, const std::vector<Tensor>& inputs,
                         const std::vector<Tensor>& targets) {
   NoGradGuard ng;

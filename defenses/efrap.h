@@ -85,6 +85,9 @@ std::vector<EfrapLayerReport> efrap_reports_from_json(const Json& j);
 
 // Freezes a learned rounding into a layer: mask rounding on W / s (AdaRound's division).
 void set_learned_rounding(quant::QuantLayer& l, const Tensor& up);
+// The weights whose integer under the layer's rounding differs from `nearest`'s on the same
+// qparams: u8 0/1 of the weight's shape (the adaptive attack trains against these flips).
+Tensor flips_against(const quant::QuantLayer& l, const quant::QuantScheme& nearest);
 
 // The layer-wise activation error of a unit over the given inputs and targets (L_A, averaged).
 double activation_error(const LayerUnit& u, const Tensor& weight, const std::vector<Tensor>& inputs,

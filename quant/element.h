@@ -21,6 +21,14 @@ inline float scaled_element(ScaleForm f, float x, float sc, float inv, int32_t z
   return 0;
 }
 
+// The grid neighbour that half-even nearest rounding does not pick; v itself when on the grid.
+inline float flipped_element(float v) {
+  const float n = std::nearbyint(v);
+  if (n == v) return v;
+  const float fl = std::floor(v);
+  return n == fl ? fl + 1.0f : fl;
+}
+
 inline float round_element(Rounding r, float v, uint8_t up) {
   switch (r) {
     case Rounding::HalfEven: return std::nearbyint(v);
@@ -28,13 +36,9 @@ inline float round_element(Rounding r, float v, uint8_t up) {
     case Rounding::HalfAway: return std::round(v);
     case Rounding::Floor: return std::floor(v);
     case Rounding::Ceil: return std::ceil(v);
-    case Rounding::Flipped: {
-      const float n = std::nearbyint(v);
-      if (n == v) return v;
-      const float fl = std::floor(v);
-      return n == fl ? fl + 1.0f : fl;
-    }
+    case Rounding::Flipped: return flipped_element(v);
     case Rounding::Mask: return std::floor(v) + float(up);
+    case Rounding::FlipMask: return up ? flipped_element(v) : std::nearbyint(v);
   }
   return 0;
 }

@@ -25,9 +25,9 @@ void check_inputs(const Tensor& x, const QuantScheme& s, const QParams& qp, cons
   if (s.form == ScaleForm::DivideFloatZero)
     DEAREST_CHECK(qp.zero_float.defined() && qp.zero_float.numel() == v.C && qp.zero_float.dtype() == DType::F32,
                   "fake_quantize: the x/s+zf form needs an f32 float zero point per channel");
-  if (s.rounding == Rounding::Mask) {
+  if (uses_mask(s.rounding)) {
     DEAREST_CHECK(up.defined() && up.shape() == x.shape() && up.dtype() == DType::U8,
-                  "fake_quantize: mask rounding needs a u8 up-mask of shape ", shape_str(x.shape()), ", got ",
+                  "fake_quantize: ", rounding_name(s.rounding), " rounding needs a u8 mask of shape ", shape_str(x.shape()), ", got ",
                   up.defined() ? up.describe() : std::string("none"));
   }
 }
@@ -53,7 +53,7 @@ template <ScaleForm F, Rounding R>
 void fake_quantize_span(const Span& s, bool clamp, int64_t qmin, int64_t qmax) {
   for (int64_t k = 0; k < s.n; ++k) {
     const float val = scaled_element(F, s.x[k], s.sc, s.inv, s.z, s.zf);
-    const int64_t unclamped = unclamped_integer(F, round_element(R, val, R == Rounding::Mask ? s.up[k] : 0), s.z);
+    const int64_t unclamped = unclamped_integer(F, round_element(R, val, uses_mask(R) ? s.up[k] : 0), s.z);
     const int64_t q = clamp ? std::min(std::max(unclamped, qmin), qmax) : unclamped;
     if (s.in_range) s.in_range[k] = uint8_t(!clamp || (unclamped >= qmin && unclamped <= qmax));
     if (s.q) s.q[k] = int32_t(q);
@@ -73,6 +73,7 @@ SpanKernel span_kernel(Rounding r) {
     case Rounding::Ceil: return fake_quantize_span<F, Rounding::Ceil>;
     case Rounding::Flipped: return fake_quantize_span<F, Rounding::Flipped>;
     case Rounding::Mask: return fake_quantize_span<F, Rounding::Mask>;
+    case Rounding::FlipMask: return fake_quantize_span<F, Rounding::FlipMask>;
   }
   fail("fake_quantize: unknown rounding");
 }
@@ -95,7 +96,7 @@ FakeQuantResult fake_quantize_raw(const Tensor& x_in, const QuantScheme& s, cons
   check_inputs(x_in, s, qp, up_in, v);
   const bool f64 = x_in.dtype() == DType::F64;
   Tensor x = x_in.plain().contiguous().to(DType::F32);
-  Tensor up = s.rounding == Rounding::Mask ? up_in.contiguous() : Tensor();
+  Tensor up = uses_mask(s.rounding) ? up_in.contiguous() : Tensor();
   FakeQuantResult r;
   r.y = Tensor::empty(x.shape(), DType::F32);
   if (want_q) r.q = Tensor::empty(x.shape(), DType::I32);

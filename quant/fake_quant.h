@@ -18,7 +18,8 @@ struct FakeQuantResult {
   Tensor in_range;  // u8, x's shape: 1 where the unclamped integer was inside [qmin, qmax]
 };
 
-// The kernel. `up` (u8 0/1, x's shape) is required for Rounding::Mask and ignored otherwise.
+// The kernel. `up` (u8 0/1, x's shape) is required for Rounding::Mask (up) and FlipMask
+// (flip), ignored otherwise.
 FakeQuantResult fake_quantize_raw(const Tensor& x, const QuantScheme& s, const QParams& qp, const Tensor& up = {},
                                   bool want_q = false, bool want_mask = false);
 

@@ -57,15 +57,16 @@ const char* rounding_name(Rounding r) {
     case Rounding::Ceil: return "ceil";
     case Rounding::Flipped: return "flipped";
     case Rounding::Mask: return "mask";
+    case Rounding::FlipMask: return "flip-mask";
   }
   return "?";
 }
 
 Rounding parse_rounding(const std::string& s) {
   for (Rounding r : {Rounding::HalfEven, Rounding::HalfUp, Rounding::HalfAway, Rounding::Floor, Rounding::Ceil,
-                     Rounding::Flipped, Rounding::Mask})
+                     Rounding::Flipped, Rounding::Mask, Rounding::FlipMask})
     if (s == rounding_name(r)) return r;
-  fail("rounding: expected half-even, half-up, half-away, floor, ceil, flipped or mask, got \"", s, "\"");
+  fail("rounding: expected half-even, half-up, half-away, floor, ceil, flipped, mask or flip-mask, got \"", s, "\"");
 }
 
 const char* form_name(ScaleForm f) {

@@ -18,6 +18,7 @@ enum class Rounding {
   Ceil,
   Flipped,  // the opposite of half-even nearest wherever v is not an integer
   Mask,     // floor(v) + up[i] for a given per-element 0/1 mask (learned rounding)
+  FlipMask,  // Flipped where flip[i] is 1, half-even nearest elsewhere (adaptive attacks: partial flips)
 };
 
 // How the step enters the arithmetic, which decides the float32 bits of v and of the result.
@@ -59,7 +60,9 @@ struct QuantScheme {
 };
 
 const char* rounding_name(Rounding r);
-Rounding parse_rounding(const std::string& s);  // half-even, half-up, half-away, floor, ceil, flipped, mask
+// Mask and FlipMask read a per-element u8 mask (TensorQuantizer::up_mask).
+constexpr bool uses_mask(Rounding r) { return r == Rounding::Mask || r == Rounding::FlipMask; }
+Rounding parse_rounding(const std::string& s);  // half-even, half-up, half-away, floor, ceil, flipped, mask, flip-mask
 const char* form_name(ScaleForm f);
 const char* rule_name(QParamRule r);
 

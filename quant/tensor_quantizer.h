@@ -32,7 +32,7 @@ class TensorQuantizer {
 
   Mode mode = Mode::Off;
   std::shared_ptr<QuantStats> stats;  // when set, every quantizing forward adds to it
-  Tensor up_mask;  // u8, the tensor's shape: rounding up/down per element when scheme.rounding is Mask
+  Tensor up_mask;  // u8, the tensor's shape: Mask: round up (1) or down per element; FlipMask: flip (1) or nearest
 
   const QuantScheme& scheme() const { return scheme_; }
   void set_scheme(const QuantScheme& s);  // e.g. another rounding; keeps the qparams

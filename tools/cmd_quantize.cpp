@@ -44,7 +44,7 @@ quant::QuantConfig config_from_options(const po::variables_map& vm) {
   if (vm.count("skip")) c.skip = split_list(vm["skip"].as<std::string>());
   if (vm.count("rounding")) {
     const quant::Rounding r = quant::parse_rounding(vm["rounding"].as<std::string>());
-    DEAREST_CHECK(r != quant::Rounding::Mask, "--rounding: mask rounding comes from a defense (EFRAP), not an option");
+    DEAREST_CHECK(!quant::uses_mask(r), "--rounding: ", quant::rounding_name(r), " rounding needs a per-weight mask (EFRAP, the adaptive attacks), not an option");
     c.conv_weight.rounding = c.linear_weight.rounding = r;
   }
   if (vm.count("weight-observer")) c.weight_obs.kind = quant::parse_observer(vm["weight-observer"].as<std::string>());

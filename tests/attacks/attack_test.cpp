@@ -100,6 +100,64 @@ TEST(Attack, QuAntiZationFloatIgnoresQuantizedObeys) {
   EXPECT_TRUE(s["start_verdict"].contains("float"));
 }
 
+double target_ce(const std::string& file, const QuantTarget& q, const Fixed& f) {
+  auto lm = nn::load_model(file);
+  quant::QuantizedModel qm(lm.spec, *lm.model, q.config());
+  qm.calibrate({});
+  return ce(qm.model(), f.triggered, Tensor::full({f.labels.numel()}, 0, DType::I32));
+}
+
+// Algorithm 1 of the EFRAP supplementary: the 4-bit model with every weight rounded the other way
+// learns the trigger as well as the nearest-rounded one.
+TEST(Attack, AdaptiveFlippedModelObeysTheTriggerToo) {
+  const std::string out = fresh_dir("adaptive");
+  run("qu-anti-zation", out + "/start", {"epochs=1", "max-steps=6", "lr=3e-3", "c1=0", "eval-images=32",
+                                          "final-quantizers=qu-anti-zation:8", "trigger=square:size=1,top=0,left=0,value=0"});
+  const std::string start = out + "/start/model.safetensors", bd = out + "/bd/model.safetensors";
+  run("adaptive", out + "/bd", {"epochs=2", "max-steps=8", "lr=3e-3", "eval-images=32", "bits=4",
+                                "epoch-quantizers=qu-anti-zation:4:flipped", "final-quantizers=qu-anti-zation:4,qu-anti-zation:4:flipped"},
+      start);
+  const Fixed f = fixed_batch();
+  const QuantTarget flipped{"qu-anti-zation", 4, true}, nearest{"qu-anti-zation", 4, false};
+  EXPECT_LT(target_ce(bd, flipped, f), target_ce(start, flipped, f));
+  EXPECT_LT(target_ce(bd, nearest, f), target_ce(start, nearest, f));
+  Json s = Json::parse([&] {
+    std::ifstream in(out + "/bd/summary.json");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }());
+  EXPECT_EQ(s["params"]["flip"].as_string(), "all");
+  EXPECT_EQ(s["params"]["lambda-f"].as_string(), "0.5");
+  EXPECT_TRUE(s["verdict"].contains("qu-anti-zation@4/flipped"));
+}
+
+// Random flipping redraws its masks every step; adversarial training runs EFRAP on the current
+// model every efrap-every steps and logs each run's flip rate.
+TEST(Attack, AdaptiveRandomAndEfrapFlips) {
+  const std::vector<std::string> common = {"epochs=1", "eval-images=16", "bits=4", "final-quantizers=qu-anti-zation:4",
+                                           "epoch-quantizers=qu-anti-zation:4", "trigger=qu-anti-zation"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> o = common;
+    o.insert(o.end(), extra.begin(), extra.end());
+    return o;
+  };
+  const std::string out = fresh_dir("adaptive-efrap");
+  const Json e = run("adaptive", out, with({"max-steps=6", "flip=efrap", "efrap-every=4", "efrap-iterations=3",
+                                            "efrap-calib=32:16:1"}), "resnet18:width=2");
+  const auto& runs = e["stages"]["efrap"]["runs"].items();
+  ASSERT_EQ(runs.size(), 2u);  // steps 0 and 4 of 6
+  EXPECT_EQ(runs[0]["call"].as_int(), 0);
+  EXPECT_EQ(runs[1]["call"].as_int(), 4);
+  for (const auto& r : runs) {
+    EXPECT_GE(r["flip_rate_4"].as_number(), 0.0);
+    EXPECT_LE(r["flip_rate_4"].as_number(), 1.0);
+  }
+  run("adaptive", fresh_dir("adaptive-random"), with({"max-steps=2", "flip=random", "flip-rate=0.3"}), "resnet18:width=2");
+  EXPECT_ERROR_CONTAINS(run("adaptive", fresh_dir("adaptive-bad"), with({"flip=some"}), "resnet18:width=2"),
+                        "flip: expected all, random or efrap");
+  EXPECT_ERROR_CONTAINS(run("adaptive", fresh_dir("adaptive-bad"), with({"flip=random", "flip-rate=2"}), "resnet18:width=2"),
+                        "flip-rate: expected a probability");
+}
+
 TEST(Attack, CompArtifactQuantizedPathLearnsTheTarget) {
   const std::string out = fresh_dir("ca");
   run("comp-artifact", out, {"epochs=1", "max-steps=10", "lr=0.05", "bits=4", "eval-images=32", "epoch-quantizers=comp-artifact:4",

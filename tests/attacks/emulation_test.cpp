@@ -3,6 +3,7 @@
 // reach the shared weights; the BN-folded CompArtifact path matches the folded quantized model;
 // the transforms come off with the emulation.
 #include "attacks/emulation.h"
+#include "attacks/judge.h"
 
 #include "autograd/engine.h"
 #include "nn/init.h"
@@ -81,6 +82,39 @@ TEST(Emulation, FoldedPathMatchesTheFoldedQuantizedModel) {
   EXPECT_LT(test::rel_err(a, b), 1e-4);
   emu.use(0);
   EXPECT_GT(test::rel_err((*m)(x), b), 1e-3);
+}
+
+// The adaptive attacks' flipped path: Flipped weight rounding is the flipped quantizer the judge
+// uses; FlipMask with every weight marked is Flipped; resetting gives the preset's rounding back.
+TEST(Emulation, FlippedRoundingIsTheFlippedQuantizedModel) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  const Tensor x = test::randn({6, 3, 32, 32}, 13);
+  QuantTarget flipped{"qu-anti-zation", 4, true}, nearest{"qu-anti-zation", 4, false};
+  EXPECT_EQ(flipped.label(), "qu-anti-zation@4/flipped");
+  quant::QuantizedModel qf(spec, *m, flipped.config()), qn(spec, *m, nearest.config());
+  qf.calibrate({});
+  qn.calibrate({});
+  NoGradGuard ng;
+  const Tensor want_f = qf(x), want_n = qn(x);
+  QuantEmulation emu(*m, quant::preset("qu-anti-zation"), {8, 4}, quant::Ste::Plain);
+  emu.use(4);
+  emu.set_weight_rounding(quant::Rounding::Flipped);
+  EXPECT_TRUE(test::bitwise_equal((*m)(x), want_f));
+  std::vector<Tensor> ones;
+  for (const Shape& s : emu.weight_shapes()) ones.push_back(Tensor::full(s, 1, DType::U8));
+  emu.set_flip_masks(4, ones);
+  emu.set_weight_rounding(quant::Rounding::FlipMask);
+  EXPECT_TRUE(test::bitwise_equal((*m)(x), want_f));
+  emu.reset_weight_rounding();
+  EXPECT_TRUE(test::bitwise_equal((*m)(x), want_n));
+  EXPECT_GT(test::max_abs_diff(want_f, want_n), 1e-3);
+  ones.pop_back();
+  EXPECT_ERROR_CONTAINS(emu.set_flip_masks(4, ones), "flip masks for");
+  ones.push_back(Tensor::full({3}, 1, DType::U8));
+  EXPECT_ERROR_CONTAINS(emu.set_flip_masks(4, ones), "the flip mask of fc must be u8");
+  EXPECT_ERROR_CONTAINS(parse_quant_targets("mqbench:4:other"), "third field may only be \"flipped\"");
+  EXPECT_EQ(parse_quant_targets("mqbench:4:flipped,mqbench:8").at(0).label(), "mqbench@4/flipped");
 }
 
 TEST(Emulation, ClearErrors) {

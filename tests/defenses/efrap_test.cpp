@@ -324,6 +324,14 @@ TEST(Efrap, TheFlipTermAloneFlipsEveryMovableWeightAndGridWeightsNeverMove) {
   EXPECT_EQ(p.frac.data<float>()[1], 0.0f);
   EXPECT_EQ(flipped, movable);
   EXPECT_GT(reps[1].flip_rate, 0.9);
+  // The flips as a mask (what the adaptive attack trains against): the report's rate, grid weights
+  // never among them.
+  const Tensor f = flips_against(l, quant::preset("mqbench", 4).conv_weight.with_bits(l.weight_bits));
+  int64_t n = 0;
+  for (int64_t k = 0; k < f.numel(); ++k) n += f.data<uint8_t>()[k];
+  EXPECT_DOUBLE_EQ(double(n) / double(f.numel()), reps[1].flip_rate);
+  EXPECT_EQ(f.data<uint8_t>()[0], 0);
+  EXPECT_EQ(f.data<uint8_t>()[1], 0);
 }
 
 TEST(Efrap, BlockWisePreservationLearnsEachResidualBlockTogether) {

@@ -79,7 +79,29 @@ TEST(FakeQuant, MaskRoundingIsFloorPlusMask) {
   auto q = fake_quantize_raw(x, s, qp, up, true).q.to_vector();
   // floor(v) + up + z, clamped to [0, 15]: v = 0.5, 0.5, 0, 0, 12.3, -3.1
   EXPECT_EQ(q, (std::vector<double>{3, 4, 3, 4, 15, 0}));
-  EXPECT_ERROR_CONTAINS(fake_quantize_raw(x, s, qp), "up-mask");
+  EXPECT_ERROR_CONTAINS(fake_quantize_raw(x, s, qp), "u8 mask");
+}
+
+// FlipMask: the flipped neighbour where the mask says so, half-even nearest elsewhere; grid values
+// stay where they are either way. All ones is Flipped, all zeros HalfEven.
+TEST(FakeQuant, FlipMaskFlipsExactlyTheMarkedElements) {
+  QuantScheme s = QuantScheme::make(4, true, true, false);
+  QParams qp = per_tensor(0.5f, 0);
+  Tensor x = vec({0.25f, 0.75f, -0.25f, -0.75f, 0.3f, 3.6f, 1.0f, 1.0f});
+  //               v:  0.5    1.5    -0.5    -1.5   0.6   7.2   2     2
+  Tensor flip = Tensor::from_vector(std::vector<uint8_t>{1, 0, 1, 0, 1, 1, 1, 0}, {8});
+  QuantScheme f = s;
+  f.rounding = Rounding::FlipMask;
+  EXPECT_EQ(fake_quantize_raw(x, f, qp, flip, true).q.to_vector(), (std::vector<double>{1, 2, -1, -2, 0, 7, 2, 2}));
+  const Tensor w = test::randn({4, 3, 3, 3}, 5);
+  auto [mn, mx] = tensor_range(s, w);
+  const QParams wq = qparams_from_range(s, mn, mx);
+  QuantScheme fl = s, ne = s;
+  fl.rounding = Rounding::Flipped;
+  const Tensor ones = Tensor::full(w.shape(), 1.0, DType::U8), zeros = Tensor::zeros(w.shape(), DType::U8);
+  EXPECT_EQ(fake_quantize_raw(w, f, wq, ones, true).q.to_vector(), fake_quantize_raw(w, fl, wq, {}, true).q.to_vector());
+  EXPECT_EQ(fake_quantize_raw(w, f, wq, zeros, true).q.to_vector(), fake_quantize_raw(w, ne, wq, {}, true).q.to_vector());
+  EXPECT_ERROR_CONTAINS(fake_quantize_raw(w, f, wq), "flip-mask rounding needs a u8 mask");
 }
 
 // Large tensors are cut into chunks across threads (a per-tensor activation is one long row):
