@@ -2,7 +2,8 @@
 # The CIFAR-10 attack runs of docs/attacks.md, one after the other (each sized to about an hour
 # on the 2-core development machine; the reference epoch counts are in each attack's --params):
 #   bench/attack_cifar10.sh DEAREST_BINARY DATA_DIR RUNS_DIR [RUN ...]
-# RUN: qu-r18 ca8-r18 ca8-r18-lowlr ca4-r18 ca4-r18-8ep ca4-r18-lr01 pq-r18 qu-vgg pq-vgg qu4-r18 (default: all). The clean models are
+# RUN: qu-r18 ca8-r18 ca8-r18-lowlr ca4-r18 ca4-r18-8ep ca4-r18-lr01 pq-r18 qu-vgg pq-vgg qu4-r18
+# adaptive-r18 adaptive-random-r18 adaptive-efrap-r18 (default: the first eight). The clean models are
 # RUNS_DIR/cifar10-r18w16-jpeg and RUNS_DIR/cifar10-vgg16bnw16-jpeg (docs/nn.md). A rerun resumes.
 set -eu
 bin=$1 data=$2 runs=$3
@@ -11,6 +12,7 @@ shift 3
 r18=$runs/cifar10-r18w16-jpeg/model.safetensors
 vgg=$runs/cifar10-vgg16bnw16-jpeg/model.safetensors
 jpeg="--set jpeg-augment=0.5:60:90"
+adaptive_q="--set epoch-quantizers=qu-anti-zation:4,qu-anti-zation:4:flipped --set final-quantizers=qu-anti-zation:4,qu-anti-zation:4:flipped,mqbench:4,mqbench:4:flipped"
 for run in "$@"; do
   case $run in
     qu-r18) args="qu-anti-zation --model $r18 --set epochs=6" ;;
@@ -28,6 +30,11 @@ for run in "$@"; do
     qu4-r18) args="qu-anti-zation --model $r18 --set bits=4 --set epochs=8" ;;
     pq-r18) args="pq-backdoor --model $r18 --set epochs=10 --set stage2-epochs=15" ;;
     pq-vgg) args="pq-backdoor --model $vgg --set epochs=10 --set stage2-epochs=15" ;;
+    # the adaptive attacks against EFRAP (supplementary §C), 4-bit, continuing the Qu-ANTI-zation
+    # model (the supplementary reports starting from a backdoored model gives similar results)
+    adaptive-r18) args="adaptive --model $runs/attacks/qu-r18.safetensors --set bits=4 --set epochs=3 $adaptive_q" ;;
+    adaptive-random-r18) args="adaptive --model $runs/attacks/qu-r18.safetensors --set bits=4 --set epochs=2 --set flip=random --set flip-rate=0.2 $adaptive_q" ;;
+    adaptive-efrap-r18) args="adaptive --model $runs/attacks/qu-r18.safetensors --set bits=4 --set epochs=1 --set flip=efrap $adaptive_q" ;;
     *) echo "unknown run $run" >&2; exit 2 ;;
   esac
   mkdir -p "$runs/attacks"
