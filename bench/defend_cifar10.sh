@@ -2,34 +2,46 @@
 # The CIFAR-10 defense runs of docs/defenses.md: every defense of dearest defend on each backdoored
 # model of docs/attacks.md, at the bit width the attack targets, compared with the attack's own
 # standard quantizer (first in the list: DTM uses it) and with MQBench's nearest rounding.
-#   bench/defend_cifar10.sh DEAREST_BINARY DATA_DIR RUNS_DIR [MODEL@BITS ...]
+#   bench/defend_cifar10.sh DEAREST_BINARY DATA_DIR RUNS_DIR [MODEL@BITS[:GRID] ...]
 # MODEL@BITS: qu-r18@4 qu-r18@8 ca8-r18@8 ca4-r18@4 pq-r18@8 pq-r18@4 qu-vgg@4 qu-vgg@8 pq-vgg@8
-# (default: those whose attack model exists). METHODS (environment) overrides the method list.
-# Outputs go to RUNS_DIR/defenses/MODEL@BITS/METHOD/ (summary.json, report.md); a rerun skips
-# finished ones and resumes an interrupted EFRAP at its next layer.
+# adaptive-r18@4 ... (default: those whose attack model exists). :GRID runs EFRAP, nearest and
+# flipped rounding on that preset's grid (--preset GRID) instead of MQBench's. METHODS
+# (environment) overrides the method list; EXTRA adds options to every defend command and TAG to
+# the output folder's name (a sweep: TAG=-lf0.3 EXTRA="--lambda-f 0.3").
+# Outputs go to RUNS_DIR/defenses/MODEL@BITS[-GRID][TAG]/METHOD/ (summary.json, report.md); a rerun
+# skips finished ones and resumes an interrupted EFRAP at its next layer.
 set -eu
 bin=$1 data=$2 runs=$3
 shift 3
 [ $# -gt 0 ] || set -- qu-r18@4 qu-r18@8 ca8-r18@8 ca4-r18@4 pq-r18@8 pq-r18@4 qu-vgg@4 qu-vgg@8 pq-vgg@8
 methods=${METHODS:-"efrap nearest flipped omse ocs aciq"}
 for job in "$@"; do
+  grid=mqbench
+  case $job in *:*) grid=${job#*:}; job=${job%%:*} ;; esac
   model=${job%@*} bits=${job#*@}
+  dir=$job
+  [ "$grid" = mqbench ] || dir=$job-$grid
+  dir=$dir${TAG:-}
   file=$runs/attacks/$model.safetensors
   [ -f "$file" ] || { echo "$job: no $file yet, skipped"; continue; }
   # the quantizer each attack was trained against, then MQBench's (EFRAP's grid, nearest rounding)
   case $model in
     qu-*) std="qu-anti-zation:$bits,mqbench:$bits" ;;
+    adaptive-*) std="qu-anti-zation:$bits,qu-anti-zation:$bits:flipped,mqbench:$bits,mqbench:$bits:flipped" ;;
     ca8-*) std="pytorch-qnnpack:8,mqbench:8" ;;
     ca4-*) std="comp-artifact:4,mqbench:4" ;;
     pq-*) [ "$bits" = 8 ] && std="pytorch-fbgemm:8,mqbench:8" || std="mqbench:4" ;;
   esac
-  for m in $methods; do
-    out=$runs/defenses/$job/$m
-    [ -f "$out/summary.json" ] && { echo "$job $m: done"; continue; }
+  ms=$methods
+  [ "$grid" = mqbench ] || ms=${METHODS:-"efrap nearest flipped"}
+  for m in $ms; do
+    out=$runs/defenses/$dir/$m
+    [ -f "$out/summary.json" ] && { echo "$dir $m: done"; continue; }
     mkdir -p "$out"
     start=$(date +%s)
-    "$bin" defend "$m" --model "$file" --data "cifar10:$data" --bits "$bits" --standard "$std" --standard-cache "$runs/defenses/$job/standard.json" --out "$out" \
+    # shellcheck disable=SC2086
+    "$bin" defend "$m" --preset "$grid" ${EXTRA:-} --model "$file" --data "cifar10:$data" --bits "$bits" --standard "$std" --standard-cache "$runs/defenses/$job/standard.json" --out "$out" \
       > "$out/stdout.txt" 2> "$out/stderr.txt"
-    echo "$job $m: $(( $(date +%s) - start )) s"
+    echo "$dir $m: $(( $(date +%s) - start )) s"
   done
 done
