@@ -76,7 +76,7 @@ const std::vector<Tensor>& Judge::calibration(const std::string& preset) {
   const std::string key = efrap ? "efrap" : "attack";
   auto it = calib_.find(key);
   if (it != calib_.end()) return it->second;
-  quant::CalibOptions c = efrap ? quant::CalibOptions{} : o_.calib;
+  quant::CalibOptions c = efrap ? o_.efrap_calib : o_.calib;
   return calib_[key] = quant::calibration_batches(o_.data, c);
 }
 

@@ -34,8 +34,10 @@ struct JudgeOptions {
   std::vector<int32_t> sources;  // a source-specific backdoor: the ASR counts only these classes
   int64_t images = 0;  // the first N test images (0: all)
   int64_t batch = 256;
-  // Calibration of every preset but mqbench, which always uses EFRAP's recipe (CalibOptions{}).
+  // Calibration of every preset but mqbench, which uses EFRAP's recipe (`efrap_calib`, by default
+  // CalibOptions{}: 1024 images of the first 5% of the training split).
   quant::CalibOptions calib;
+  quant::CalibOptions efrap_calib;
 };
 
 struct Verdict {

@@ -76,7 +76,8 @@ std::string run_identity(nn::Module& model, const quant::QuantConfig& cfg, const
   j.set("quantizer", quant::config_to_json(cfg));
   j.set("efrap", o.to_json());
   j.set("calib", std::to_string(c.size) + ":" + std::to_string(c.batch) + ":" + std::to_string(c.pool) + ":" +
-                     std::to_string(c.seed) + ":" + (c.augment ? "aug" : "plain") + ":" + data);
+                     std::to_string(c.seed) + ":" + (c.augment ? "aug" : "plain") + ":" + data +
+                     (c.split.empty() || c.split == "train" ? "" : ":" + c.split));  // older runs: no split field
   return j.dump();
 }
 
@@ -128,6 +129,8 @@ int defend(const po::variables_map& vm) {
   const std::string file = vm["model"].as<std::string>(), out = vm["out"].as<std::string>();
   const bool quiet = vm["quiet"].as<bool>();
   defenses::EfrapOptions eo = efrap_options(vm);  // option errors before any file is read
+  const std::string calib_split = vm["calib-split"].as<std::string>();
+  DEAREST_CHECK(calib_split == "train" || calib_split == "test", "--calib-split: expected train or test, got \"", calib_split, "\"");
   std::string trigger_spec;
   attacks::JudgeOptions jo = backdoor_options(vm, file, &trigger_spec);
   nn::LoadedModel lm = nn::load_model(file);
@@ -140,6 +143,8 @@ int defend(const po::variables_map& vm) {
   co.batch = vm["calib-batch"].as<int64_t>();
   co.pool = vm["calib-pool"].as<double>();
   co.seed = vm["seed"].as<uint64_t>();
+  co.augment = vm["calib-augment"].as<bool>();
+  co.split = calib_split == "train" ? data::train_split(jo.data.kind) : data::test_split(jo.data.kind);
   DEAREST_CHECK(co.size > 0 && co.batch > 0, "defend: the calibration set must have images (--calib-size, --calib-batch)");
   quant::QuantConfig cfg = method_config(method, vm["preset"].as<std::string>(), bits, abits, first_last);
   if (vm.count("layers")) cfg.layers = split_list(vm["layers"].as<std::string>());
@@ -188,6 +193,7 @@ int defend(const po::variables_map& vm) {
 
   // The numbers: float, the standard quantizers the defense is compared with, the defended model.
   const auto t1 = std::chrono::steady_clock::now();
+  jo.efrap_calib = co;  // a standard mqbench model calibrates as the defended one did
   attacks::Judge judge(jo);
   const attacks::BackdoorMetrics def = judge.float_metrics(q.model());
   std::string standard_list = vm.count("standard") ? vm["standard"].as<std::string>() : "mqbench:" + std::to_string(bits);
@@ -204,6 +210,13 @@ int defend(const po::variables_map& vm) {
   key.set("images", jo.images);
   key.set("batch", jo.batch);
   key.set("standard", standard_list);
+  {
+    const quant::CalibOptions d;  // caches written before calibration options joined the key stay valid
+    if (co.size != d.size || co.batch != d.batch || co.pool != d.pool || co.seed != d.seed || co.augment != d.augment ||
+        co.split != data::train_split(jo.data.kind))
+      key.set("calibration", std::to_string(co.size) + ":" + std::to_string(co.batch) + ":" + std::to_string(co.pool) + ":" +
+                                 std::to_string(co.seed) + ":" + (co.augment ? "aug" : "plain") + ":" + co.split);
+  }
   const std::string cache = vm.count("standard-cache") ? vm["standard-cache"].as<std::string>() : "";
   auto from_json = [](const Json& j) {
     attacks::BackdoorMetrics m;
@@ -253,6 +266,8 @@ int defend(const po::variables_map& vm) {
   sum.set("config", quant::config_to_json(cfg));
   if (method == "efrap") sum.set("efrap", eo.to_json());
   sum.set("calibration_images", int64_t(calib.size()) * calib[0].size(0));
+  sum.set("calibration_split", co.split);
+  sum.set("calibration_augment", co.augment);
   sum.set("float", metrics_json(fp));
   Json st = Json::object();
   for (auto& [k, m] : std_metrics) st.set(k, metrics_json(m));
@@ -305,7 +320,9 @@ Command defend_command() {
                 ("standard-cache", po::value<std::string>(), "JSON file keeping the float and standard numbers for other defenses of the same model")
                 ("calib-size", po::value<int64_t>()->default_value(1024), "calibration images (EFRAP: 1024)")
                 ("calib-batch", po::value<int64_t>()->default_value(32), "calibration batch; EFRAP draws one per iteration")
-                ("calib-pool", po::value<double>()->default_value(0.05), "draw them from this leading fraction of the training split")
+                ("calib-pool", po::value<double>()->default_value(0.05), "draw them from this leading fraction of the split")
+                ("calib-split", po::value<std::string>()->default_value("train"), "the split the calibration images come from: train (EFRAP) or test")
+                ("calib-augment", po::value<bool>()->default_value(true), "calibration images with the training transforms (EFRAP: true) or the test ones")
                 ("seed", po::value<uint64_t>()->default_value(1005), "calibration and EFRAP batch-draw seed")
                 ("iterations", po::value<int64_t>()->default_value(10000), "EFRAP: Adam iterations per layer")
                 ("lr", po::value<double>()->default_value(1e-3), "EFRAP: Adam learning rate")
