@@ -1,0 +1,52 @@
+#!/bin/sh
+# dearest defend from the command line, on the synthetic set in seconds: every method writes its
+# quantized model and a summary with CDA/ASR/DTM against the standards (a flipped one among
+# them); audit shows EFRAP's per-layer report; a rerun resumes; bad options are clear errors.
+#   tests/cli/defend_test.sh DEAREST_BINARY
+set -eu
+bin=$1
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+expect_error() {  # expect_error TEXT ARGS...: the command fails and says TEXT
+  want=$1; shift
+  if "$bin" "$@" > "$t/out" 2> "$t/err"; then fail "accepted: $*"; fi
+  grep -qF -- "$want" "$t/err" || { cat "$t/err" >&2; fail "error without \"$want\": $*"; }
+}
+
+"$bin" attack qu-anti-zation --model resnet18:width=2 --data synthetic:512 --set epochs=1 --set max-steps=2 \
+  --set batch=32 --set eval-images=16 --set epoch-quantizers=qu-anti-zation:4 --set final-quantizers=qu-anti-zation:4 \
+  --skip-start-verdict --quiet --out "$t/bd.safetensors" > /dev/null 2>&1
+common="--model $t/bd.safetensors --data synthetic:512 --calib-size 64 --calib-pool 1"
+std="qu-anti-zation:4,qu-anti-zation:4:flipped,mqbench:4"
+for m in efrap nearest flipped omse ocs aciq; do
+  # shellcheck disable=SC2086
+  "$bin" defend $m $common --bits 4 --quiet --iterations 20 --standard "$std" --standard-cache "$t/std.json" --out "$t/$m" > "$t/$m.txt"
+  [ -f "$t/$m/quantized.safetensors" ] || fail "$m wrote no quantized model"
+  for key in '"dtm"' '"qu-anti-zation@4/flipped"' '"calibration_split": "train"'; do
+    grep -qF "$key" "$t/$m/summary.json" || fail "$m: no $key in summary.json"
+  done
+done
+grep -q "efrap@4" "$t/efrap.txt" || fail "efrap printed no result row"
+"$bin" audit --quantized "$t/efrap/quantized.safetensors" > "$t/audit.txt"
+grep -q "flip" "$t/audit.txt" || fail "audit shows no EFRAP report"
+# A finished run resumes from its progress file: every layer done, nothing learned again.
+# shellcheck disable=SC2086
+"$bin" defend efrap $common --bits 4 --iterations 20 --standard "$std" --out "$t/efrap" 2> "$t/resume.err" > /dev/null
+grep -q "layers done" "$t/resume.err" || { cat "$t/resume.err" >&2; fail "the rerun did not resume"; }
+# The test split as the calibration source.
+# shellcheck disable=SC2086
+"$bin" defend nearest $common --bits 4 --quiet --calib-split test --out "$t/test-split" > /dev/null
+grep -qF '"calibration_split": "test"' "$t/test-split/summary.json" || fail "--calib-split test not recorded"
+
+# shellcheck disable=SC2086
+expect_error "2..8" defend efrap $common --bits 9 --out "$t/bad"
+# shellcheck disable=SC2086
+expect_error "--calib-split: expected train or test" defend efrap $common --calib-split val --out "$t/bad"
+# shellcheck disable=SC2086
+expect_error "calibration set must have images" defend efrap --model "$t/bd.safetensors" --data synthetic:512 --calib-size 0 --out "$t/bad"
+# shellcheck disable=SC2086
+expect_error "unknown preset" defend efrap $common --standard nothing:4 --out "$t/bad"
+# shellcheck disable=SC2086
+expect_error "third field may only be" defend efrap $common --standard mqbench:4:other --out "$t/bad"
+echo "defend CLI: all checks passed"
