@@ -45,6 +45,19 @@ UnitStep quantize_step(quant::QuantizedModel& q, const std::string& consumer) {
   return s;
 }
 
+// A quantizer the model puts on a module's output (the residual add's inputs of the PyTorch and
+// TFLite presets: "layer1.0.bn2:output"); none under MQBench, whose units end at the BN.
+void output_quantize_step(quant::QuantizedModel& q, const std::string& module, LayerUnit& u) {
+  for (const auto& a : q.activation_quantizers())
+    if (a.name == module + ":output") {
+      UnitStep s;
+      s.kind = UnitStep::Kind::Quantize;
+      s.quant = a.q;
+      s.name = a.name;
+      u.after.push_back(s);
+    }
+}
+
 void resnet_units(quant::QuantizedModel& q, std::vector<LayerUnit>& units) {
   nn::Module& m = q.model();
   const bool maxpool = m.find("maxpool") != nullptr;
@@ -62,8 +75,10 @@ void resnet_units(quant::QuantizedModel& q, std::vector<LayerUnit>& units) {
       u.after.push_back(quantize_step(q, block + ".conv2"));
     } else if (ends_with(n, ".conv2")) {
       u.after.push_back(module_step(m, block + ".bn2"));
+      output_quantize_step(q, block + ".bn2", u);
     } else if (ends_with(n, ".downsample.0")) {
       u.after.push_back(module_step(m, block + ".1"));
+      output_quantize_step(q, block, u);  // the quantizer sits on the downsample Sequential's output
     } else if (n != "fc") {
       fail("efrap: no unit for the ResNet layer ", n);
     }

@@ -2,7 +2,8 @@
 // on its single-consumer chain, up to the next conv/linear or residual add, ending in the
 // activation quantizer that feeds the next layer. A CIFAR ResNet-18 gives
 //   stem and block conv1:   conv -> BN -> ReLU (-> max-pool) -> activation quantizer
-//   block conv2, shortcut:  conv -> BN              (the residual add comes next)
+//   block conv2, shortcut:  conv -> BN              (the residual add comes next; presets that
+//                           quantize the add's inputs, such as pytorch-fbgemm, end in that quantizer)
 //   fc:                     linear
 // and a VGG: conv -> BN -> ReLU (-> max-pool) (-> flatten) -> activation quantizer.
 // The unit is run twice: on the quantized model's inputs with learned weights (quantizer on), and

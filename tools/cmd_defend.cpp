@@ -120,9 +120,9 @@ int defend(const po::variables_map& vm) {
   DEAREST_CHECK(std::find(kMethods.begin(), kMethods.end(), method) != kMethods.end(), "defend: unknown method \"", method,
                 "\" (efrap, nearest, flipped, omse, ocs, aciq; the removal defenses are not built yet)");
   const int bits = vm["bits"].as<int>();
-  const int abits = vm["abits"].as<int>() < 0 ? bits : vm["abits"].as<int>();
+  const int abits = vm["abits"].as<int>() < 0 ? -1 : vm["abits"].as<int>();  // -1: the preset's own choice
   DEAREST_CHECK(bits >= 2 && bits <= 8, "--bits: expected 2..8, got ", bits);
-  DEAREST_CHECK(abits == 0 || (abits >= 2 && abits <= 8), "--abits: expected 0 (float) or 2..8, got ", abits);
+  DEAREST_CHECK(abits <= 0 || (abits >= 2 && abits <= 8), "--abits: expected 0 (float) or 2..8, got ", abits);
   const int first_last = vm["first-last-bits"].as<int>();
   DEAREST_CHECK(first_last < 0 || first_last == 0 || (first_last >= 2 && first_last <= 8),
                 "--first-last-bits: expected 0 (like the others) or 2..8, got ", first_last);
@@ -312,7 +312,7 @@ Command defend_command() {
                 ("preset", po::value<std::string>()->default_value("mqbench"),
                  "the quantizer efrap, nearest and flipped round on (mqbench as EFRAP's reference; e.g. qu-anti-zation: the attack's own grid)")
                 ("bits", po::value<int>()->default_value(4), "weight bits (2..8)")
-                ("abits", po::value<int>()->default_value(-1), "activation bits (0 = float; -1 = as --bits)")
+                ("abits", po::value<int>()->default_value(-1), "activation bits (0 = float; -1 = the preset's: as --bits for mqbench and qu-anti-zation, 8 for the PyTorch and TFLite presets, float for comp-artifact)")
                 ("first-last-bits", po::value<int>()->default_value(-1), "bits of the first conv and last linear (-1: the preset's, 8 for EFRAP)")
                 ("layers", po::value<std::string>(), "quantize only layers under these comma-separated name prefixes")
                 ("skip", po::value<std::string>(), "never quantize layers under these prefixes (they stay float)")

@@ -361,6 +361,49 @@ TEST(Efrap, BlockWisePreservationLearnsEachResidualBlockTogether) {
   for (auto& l : q.layers()) EXPECT_EQ(l.weight->scheme().rounding, quant::Rounding::Mask) << l.name;
 }
 
+// PyTorch's eager int8 (BN folded, the residual add's inputs requantized, biases on the
+// accumulator grid): conv2 and shortcut units end in the add-input quantizer, and a unit run on
+// the quantized model's own input with its nearest weights is what the model computes there.
+TEST(Efrap, LearnsOnPyTorchsFoldedGridWithAddInputQuantizers) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  quant::QuantizedModel q(spec, *m, quant::preset("pytorch-fbgemm", 8));
+  auto data = calib(2, 8, 140);
+  q.calibrate(data);
+  auto units = layer_units(q, *m);
+  ASSERT_EQ(units.size(), 21u);
+  EXPECT_EQ(units[2].describe(), "layer1.0.conv2 -> layer1.0.bn2 -> quantize(layer1.0.bn2:output)");
+  for (auto& u : units)
+    if (u.layer->name == "layer2.0.downsample.0")
+      EXPECT_EQ(u.describe(), "layer2.0.downsample.0 -> layer2.0.downsample.1 -> quantize(layer2.0.downsample:output)");
+  {
+    // The add's first input, as the model computes it: a hook sees the BN's output after its
+    // output transform (the quantizer).
+    std::vector<Tensor> x = calib(1, 4, 150);
+    auto in = layer_inputs(q.model(), *units[2].layer->module, x);
+    nn::Module* bn2 = q.model().find("layer1.0.bn2");
+    ASSERT_FALSE(bn2->has_forward_hooks());
+    Tensor seen;
+    bn2->add_forward_hook([&](nn::Module&, const Tensor& y) { seen = y.detach().clone(); });
+    {
+      NoGradGuard ng;
+      q(x[0]);
+    }
+    bn2->clear_forward_hooks();
+    NoGradGuard ng;
+    Tensor y = units[2].forward(in[0], q.quantized_weight(*units[2].layer), true);
+    EXPECT_TRUE(test::bitwise_equal(y.contiguous(), seen.contiguous()));
+  }
+  EfrapOptions o = quick(40);
+  o.lambda_f = 0;
+  o.lr = 1e-2;
+  auto reps = efrap(q, *m, data, o);
+  ASSERT_EQ(reps.size(), 21u);
+  int better = 0;
+  for (auto& r : reps) better += r.act_error_learned <= r.act_error_nearest;
+  EXPECT_GE(better, 15);
+}
+
 // Qu-ANTI-zation's quantizer: multiplicative per-tensor scales from the weight at every forward,
 // per-batch activation ranges. EFRAP learns on that grid too.
 TEST(Efrap, LearnsOnAMultiplicativeDynamicGrid) {
