@@ -84,23 +84,8 @@ Tensor AttackContext::backdoor_labels(const Tensor& y) const {
 }
 
 std::unique_ptr<nn::Optimizer> make_optimizer(const Params& p, nn::Module& model, const std::string& prefix) {
-  const std::string name = p.str(prefix + "optimizer");
-  const double lr = p.num(prefix + "lr"), wd = p.num(prefix + "wd");
-  DEAREST_CHECK(lr > 0, prefix + "lr must be positive, got ", lr);
-  DEAREST_CHECK(wd >= 0, prefix + "wd must be non-negative, got ", wd);
-  if (name == "sgd") {
-    nn::SgdOptions o;
-    o.lr = lr;
-    o.momentum = p.num(prefix + "momentum");
-    o.weight_decay = wd;
-    return std::make_unique<nn::SGD>(model.named_parameters(true), o);
-  }
-  DEAREST_CHECK(name == "adam" || name == "adamw", prefix + "optimizer: expected sgd, adam or adamw, got \"", name, "\"");
-  nn::AdamOptions o;
-  o.lr = lr;
-  o.weight_decay = wd;
-  o.decoupled = name == "adamw";
-  return std::make_unique<nn::Adam>(model.named_parameters(true), o);
+  return nn::make_optimizer(p.str(prefix + "optimizer"), model, p.num(prefix + "lr"), p.num(prefix + "momentum"),
+                            p.num(prefix + "wd"), false, prefix + "optimizer");
 }
 
 namespace {

@@ -103,7 +103,8 @@ void sequential_units(quant::QuantizedModel& q, std::vector<LayerUnit>& units) {
         break;
       }
       DEAREST_CHECK(t == "BatchNorm2d" || t == "ReLU" || t == "ReLU6" || t == "MaxPool2d" || t == "AvgPool2d" ||
-                        t == "AdaptiveAvgPool2d" || t == "Dropout" || t == "Flatten" || t == "Identity",
+                        t == "AdaptiveAvgPool2d" || t == "Dropout" || t == "Flatten" || t == "Identity" ||
+                        t == "ChannelMask",
                     "efrap: no unit rule for a ", t, " (", leaves[j].first, ") after ", u.layer->name);
       u.after.push_back({UnitStep::Kind::Module, leaves[j].second, nullptr, leaves[j].first});
     }

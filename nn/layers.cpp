@@ -122,4 +122,25 @@ Tensor Sequential::forward(const Tensor& x) {
   return h;
 }
 
+ChannelMask::ChannelMask(int64_t channels) : Module("ChannelMask") {
+  DEAREST_CHECK(channels >= 1, "ChannelMask: at least one channel, got ", channels);
+  register_buffer("mask", Tensor::ones({channels}));
+}
+
+Tensor ChannelMask::forward(const Tensor& x) {
+  DEAREST_CHECK(x.dim() == 4 && x.size(1) == buffer("mask").numel(), "ChannelMask: expected [N, ",
+                buffer("mask").numel(), ", H, W], got ", x.describe());
+  return mul(x, reshape(buffer("mask"), {1, x.size(1), 1, 1}));
+}
+
+int64_t ChannelMask::pruned() const {
+  int64_t n = 0;
+  for (auto& [k, t] : named_buffers())
+    if (k == "mask") {
+      const Tensor m = t.contiguous();
+      for (int64_t c = 0; c < m.numel(); ++c) n += m.data<float>()[c] == 0.0f;
+    }
+  return n;
+}
+
 }  // namespace dearest::nn

@@ -99,6 +99,16 @@ class Flatten : public Module {
   Tensor forward(const Tensor& x) override { return flatten(x, 1); }
 };
 
+// Fine-pruning's channel mask: x * mask[c] on an NCHW tensor; the mask (a buffer, ones at first)
+// is saved with the model, so a pruned model stays pruned when it is loaded and quantized.
+class ChannelMask : public Module {
+ public:
+  explicit ChannelMask(int64_t channels);
+  Tensor forward(const Tensor& x) override;
+  Tensor& mask() { return buffer("mask"); }
+  int64_t pruned() const;  // channels whose mask is 0
+};
+
 class Identity : public Module {
  public:
   Identity() : Module("Identity") {}

@@ -31,8 +31,8 @@ ModelSpec ModelSpec::parse(const std::string& text) {
     }
   }
   static const std::map<std::string, std::vector<std::string>> known = {
-      {"resnet18", {"width", "classes", "input", "stem", "pool"}},
-      {"vgg16", {"width", "classes", "input", "bn", "conv_bias", "fc_bias", "act", "head"}}};
+      {"resnet18", {"width", "classes", "input", "stem", "pool", "prune"}},
+      {"vgg16", {"width", "classes", "input", "bn", "conv_bias", "fc_bias", "act", "head", "prune"}}};
   for (const auto& [k, v] : s.opts) {
     const auto& allowed = known.at(s.arch);
     DEAREST_CHECK(std::find(allowed.begin(), allowed.end(), k) != allowed.end(), "model: unknown option \"", k,

@@ -6,6 +6,8 @@
 //   vgg16      configuration D; bn=1 (vgg16-bn) or 0; conv_bias (1); act=relu | relu6;
 //              head=linear (Linear(C*a*a -> classes), the CIFAR code bases) | mlp (Dropout-Linear-
 //              ReLU-Dropout-Linear-ReLU-Linear, Qu-ANTI-zation); fc_bias (1); width (64); input
+//   prune      a channel mask (module "prune", saved with the model) on the output of resnet18's
+//              layer1..layer4 or of vgg16's features: fine-pruning's pruned channels
 //
 // A spec is written "resnet18:width=16,classes=10" and stored in checkpoints.
 #pragma once

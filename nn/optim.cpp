@@ -149,4 +149,24 @@ void Adam::load_state(const StateDict& s) {
   }
 }
 
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, Module& model, double lr, double momentum, double wd,
+                                          bool nesterov, const std::string& what) {
+  DEAREST_CHECK(lr > 0, what, ": the learning rate must be positive, got ", lr);
+  DEAREST_CHECK(wd >= 0, what, ": weight decay must be non-negative, got ", wd);
+  if (name == "sgd") {
+    SgdOptions o;
+    o.lr = lr;
+    o.momentum = momentum;
+    o.weight_decay = wd;
+    o.nesterov = nesterov;
+    return std::make_unique<SGD>(model.named_parameters(true), o);
+  }
+  DEAREST_CHECK(name == "adam" || name == "adamw", what, ": expected sgd, adam or adamw, got \"", name, "\"");
+  AdamOptions o;
+  o.lr = lr;
+  o.weight_decay = wd;
+  o.decoupled = name == "adamw";
+  return std::make_unique<Adam>(model.named_parameters(true), o);
+}
+
 }  // namespace dearest::nn

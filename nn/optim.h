@@ -6,6 +6,8 @@
 // Parameters without a gradient (frozen, or unused by the loss) are skipped, as in PyTorch.
 #pragma once
 #include <functional>
+#include <memory>
+#include <string>
 
 #include "nn/module.h"
 
@@ -61,5 +63,9 @@ class Adam : public Optimizer {
   std::vector<Tensor> m_, v_;
   std::vector<int64_t> t_;  // per-parameter step counts (a frozen parameter does not advance)
 };
+
+// "sgd", "adam" or "adamw" over the model's trainable parameters; `what` names the option in errors.
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, Module& model, double lr, double momentum, double wd,
+                                          bool nesterov = false, const std::string& what = "optimizer");
 
 }  // namespace dearest::nn

@@ -57,6 +57,13 @@ class ResNet18 : public Module {
       layers_[l] = register_module("layer" + std::to_string(l + 1), layer);
       in = widths[l];
     }
+    const std::string prune = s.get("prune", "");
+    if (!prune.empty()) {
+      DEAREST_CHECK(prune.size() == 6 && prune.compare(0, 5, "layer") == 0 && prune[5] >= '1' && prune[5] <= '4',
+                    "resnet18: prune must be layer1..layer4, got ", prune);
+      prune_after_ = prune[5] - '1';
+      prune_ = register_module("prune", std::make_shared<ChannelMask>(widths[prune_after_]));
+    }
     // Features into the head: avg_pool2d(4) leaves (input/32)^2 positions with the CIFAR stem.
     int64_t feat = 8 * w;
     if (pool_ == "avg4") {
@@ -71,7 +78,10 @@ class ResNet18 : public Module {
   Tensor forward(const Tensor& x) override {
     Tensor h = bn1_->has_forward_hooks() || bn1_->has_output_transform() ? relu((*bn1_)((*conv1_)(x))) : bn1_->run((*conv1_)(x), true);
     if (maxpool_) h = (*maxpool_)(h);
-    for (auto& l : layers_) h = (*l)(h);
+    for (int l = 0; l < 4; ++l) {
+      h = (*layers_[l])(h);
+      if (l == prune_after_) h = (*prune_)(h);
+    }
     if (pool_ == "avg4") {
       Pool2dParams p;
       p.kernel_h = p.kernel_w = p.stride_h = p.stride_w = 4;
@@ -89,6 +99,8 @@ class ResNet18 : public Module {
   std::shared_ptr<BatchNorm2d> bn1_;
   std::shared_ptr<MaxPool2d> maxpool_;
   std::shared_ptr<Sequential> layers_[4];
+  int prune_after_ = -1;
+  std::shared_ptr<ChannelMask> prune_;
   std::shared_ptr<Linear> fc_;
 };
 

@@ -40,6 +40,11 @@ class Vgg16 : public Module {
       in = c * w;
     }
     features_ = register_module("features", features);
+    const std::string prune = s.get("prune", "");
+    if (!prune.empty()) {
+      DEAREST_CHECK(prune == "features", "vgg16: prune must be features, got ", prune);
+      prune_ = register_module("prune", std::make_shared<ChannelMask>(in));
+    }
     const int64_t side = input / 32, feat = 8 * w * side * side;
     if (head == "linear") {
       classifier_ = register_module("classifier", std::make_shared<Linear>(feat, classes, fc_bias));
@@ -63,10 +68,15 @@ class Vgg16 : public Module {
           else h.zero_();
         }
   }
-  Tensor forward(const Tensor& x) override { return (*classifier_)(flatten((*features_)(x), 1)); }
+  Tensor forward(const Tensor& x) override {
+    Tensor h = (*features_)(x);
+    if (prune_) h = (*prune_)(h);
+    return (*classifier_)(flatten(h, 1));
+  }
 
  private:
   std::shared_ptr<Sequential> features_;
+  std::shared_ptr<ChannelMask> prune_;
   ModulePtr classifier_;
 };
 

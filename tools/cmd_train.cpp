@@ -33,22 +33,8 @@ std::shared_ptr<data::DataLoader> make_loader(const data::DatasetPtr& ds, const 
 }
 
 std::unique_ptr<nn::Optimizer> make_optimizer(const po::variables_map& vm, nn::Module& model) {
-  const std::string name = vm["optimizer"].as<std::string>();
-  const double lr = vm["lr"].as<double>(), wd = vm["wd"].as<double>();
-  if (name == "sgd") {
-    nn::SgdOptions o;
-    o.lr = lr;
-    o.momentum = vm["momentum"].as<double>();
-    o.weight_decay = wd;
-    o.nesterov = vm["nesterov"].as<bool>();
-    return std::make_unique<nn::SGD>(model.named_parameters(true), o);
-  }
-  DEAREST_CHECK(name == "adam" || name == "adamw", "--optimizer: expected sgd, adam or adamw, got \"", name, "\"");
-  nn::AdamOptions o;
-  o.lr = lr;
-  o.weight_decay = wd;
-  o.decoupled = name == "adamw";
-  return std::make_unique<nn::Adam>(model.named_parameters(true), o);
+  return nn::make_optimizer(vm["optimizer"].as<std::string>(), model, vm["lr"].as<double>(), vm["momentum"].as<double>(),
+                            vm["wd"].as<double>(), vm["nesterov"].as<bool>(), "--optimizer");
 }
 
 // Classes and input size come from the dataset unless the spec says otherwise.
