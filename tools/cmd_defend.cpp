@@ -19,24 +19,13 @@
 #include "tensor/safetensors.h"
 #include "tools/backdoor_options.h"
 #include "tools/cli.h"
+#include "tools/defend_common.h"
 
 namespace dearest::cli {
 
 namespace {
 
 const std::vector<std::string> kMethods = {"efrap", "nearest", "flipped", "omse", "ocs", "aciq"};
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  {
-    std::ofstream f(path + ".tmp");
-    f << text;
-  }
-  std::filesystem::rename(path + ".tmp", path);
-}
 
 quant::QuantConfig method_config(const std::string& method, const std::string& grid, int bits, int abits, int first_last) {
   const bool robust = method == "omse" || method == "ocs" || method == "aciq";
@@ -104,15 +93,6 @@ size_t load_progress(const std::string& out, const std::string& identity, quant:
   for (size_t i = 0; i < done; ++i) defenses::set_learned_rounding(q.layers()[i], f.get(q.layers()[i].name));
   reports = defenses::efrap_reports_from_json(Json::parse(meta["reports"]));
   return done;
-}
-
-Json metrics_json(const attacks::BackdoorMetrics& m) {
-  Json j = Json::object();
-  j.set("cda", 100 * m.cda);
-  j.set("asr", 100 * m.asr);
-  j.set("clean_images", m.clean_images);
-  j.set("asr_images", m.asr_images);
-  return j;
 }
 
 int defend(const po::variables_map& vm) {
@@ -201,56 +181,12 @@ int defend(const po::variables_map& vm) {
   DEAREST_CHECK(!standards.empty(), "--standard: give at least one preset:bits");
   // The float model and the standard quantizers do not depend on the defense: several defenses of
   // one model can share them through --standard-cache.
-  Json key = Json::object();
-  key.set("weights", nn::fingerprint(*lm.model));
-  key.set("data", vm["data"].as<std::string>());
-  key.set("trigger", trigger_spec);
-  key.set("target", int64_t(jo.target));
-  key.set("include_target", jo.include_target);
-  key.set("images", jo.images);
-  key.set("batch", jo.batch);
-  key.set("standard", standard_list);
-  {
-    const quant::CalibOptions d;  // caches written before calibration options joined the key stay valid
-    if (co.size != d.size || co.batch != d.batch || co.pool != d.pool || co.seed != d.seed || co.augment != d.augment ||
-        co.split != data::train_split(jo.data.kind))
-      key.set("calibration", std::to_string(co.size) + ":" + std::to_string(co.batch) + ":" + std::to_string(co.pool) + ":" +
-                                 std::to_string(co.seed) + ":" + (co.augment ? "aug" : "plain") + ":" + co.split);
-  }
+  const Json key = standard_key(*lm.model, vm["data"].as<std::string>(), trigger_spec, jo, standard_list, co);
   const std::string cache = vm.count("standard-cache") ? vm["standard-cache"].as<std::string>() : "";
-  auto from_json = [](const Json& j) {
-    attacks::BackdoorMetrics m;
-    m.cda = j["cda"].as_number() / 100;
-    m.asr = j["asr"].as_number() / 100;
-    m.clean_images = j["clean_images"].as_int();
-    m.asr_images = j["asr_images"].as_int();
-    return m;
-  };
-  attacks::BackdoorMetrics fp;
-  std::vector<std::pair<std::string, attacks::BackdoorMetrics>> std_metrics;
-  bool cached = false;
-  if (!cache.empty() && std::filesystem::exists(cache)) {
-    std::ifstream f(cache);
-    const Json c = Json::parse(std::string(std::istreambuf_iterator<char>(f), {}), cache);
-    if (c["key"].dump() == key.dump()) {
-      fp = from_json(c["float"]);
-      for (auto& [k, v] : c["standard"].members()) std_metrics.emplace_back(k, from_json(v));
-      cached = true;
-    }
-  }
-  if (!cached) {
-    fp = judge.float_metrics(*lm.model);
-    for (auto& t : standards) std_metrics.emplace_back(t.label(), judge.quantized_metrics(lm.spec, *lm.model, t));
-    if (!cache.empty()) {
-      Json c = Json::object();
-      c.set("key", key);
-      c.set("float", metrics_json(fp));
-      Json st = Json::object();
-      for (auto& [k, m] : std_metrics) st.set(k, metrics_json(m));
-      c.set("standard", st);
-      write_text(cache, c.dump(2) + "\n");
-    }
-  }
+  const StandardNumbers sn = standard_numbers(judge, lm.spec, *lm.model, standards, key, cache);
+  const attacks::BackdoorMetrics& fp = sn.fp;
+  const NamedMetrics& std_metrics = sn.standard;
+  const bool cached = sn.cached;
   const double dtm = attacks::dtm(100 * def.cda, 100 * std_metrics[0].second.asr, 100 * def.asr);
   const double eval_seconds = seconds_since(t1);
 
@@ -269,9 +205,7 @@ int defend(const po::variables_map& vm) {
   sum.set("calibration_split", co.split);
   sum.set("calibration_augment", co.augment);
   sum.set("float", metrics_json(fp));
-  Json st = Json::object();
-  for (auto& [k, m] : std_metrics) st.set(k, metrics_json(m));
-  sum.set("standard", st);
+  sum.set("standard", metrics_json(std_metrics));
   sum.set("defended", metrics_json(def));
   sum.set("dtm", dtm);
   sum.set("dtm_standard", std_metrics[0].first);
@@ -289,13 +223,7 @@ int defend(const po::variables_map& vm) {
     return 0;
   }
   if (method == "efrap") std::cout << defenses::efrap_layer_table(reports) << "\n";
-  std::printf("%s, trigger %s -> %d (%s)\n%-30s %8s %8s %8s\n", file.c_str(), jo.trigger->describe().c_str(), jo.target,
-              jo.include_target ? "target class included" : "target class excluded", "", "CDA %", "ASR %", "DTM");
-  std::printf("%-30s %8.2f %8.2f\n", "float", 100 * fp.cda, 100 * fp.asr);
-  for (auto& [k, m] : std_metrics)
-    std::printf("%-30s %8.2f %8.2f %8.2f\n", ("standard " + k).c_str(), 100 * m.cda, 100 * m.asr,
-                attacks::dtm(100 * m.cda, 100 * std_metrics[0].second.asr, 100 * m.asr));
-  std::printf("%-30s %8.2f %8.2f %8.2f\n", (method + "@" + std::to_string(bits)).c_str(), 100 * def.cda, 100 * def.asr, dtm);
+  print_result_table(file, jo, sn, {{method + "@" + std::to_string(bits), def}});
   std::printf("(%s in %.0f s; evaluation %.0f s; written to %s)\n", method.c_str(), defend_seconds, eval_seconds, out.c_str());
   return 0;
 }

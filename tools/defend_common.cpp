@@ -1,0 +1,111 @@
+#include "tools/defend_common.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "attacks/metrics.h"
+#include "nn/checkpoint.h"
+
+namespace dearest::cli {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  {
+    std::ofstream f(path + ".tmp");
+    f << text;
+  }
+  std::filesystem::rename(path + ".tmp", path);
+}
+
+Json metrics_json(const attacks::BackdoorMetrics& m) {
+  Json j = Json::object();
+  j.set("cda", 100 * m.cda);
+  j.set("asr", 100 * m.asr);
+  j.set("clean_images", m.clean_images);
+  j.set("asr_images", m.asr_images);
+  return j;
+}
+
+Json metrics_json(const NamedMetrics& m) {
+  Json j = Json::object();
+  for (auto& [k, v] : m) j.set(k, metrics_json(v));
+  return j;
+}
+
+namespace {
+
+attacks::BackdoorMetrics metrics_from_json(const Json& j) {
+  attacks::BackdoorMetrics m;
+  m.cda = j["cda"].as_number() / 100;
+  m.asr = j["asr"].as_number() / 100;
+  m.clean_images = j["clean_images"].as_int();
+  m.asr_images = j["asr_images"].as_int();
+  return m;
+}
+
+}  // namespace
+
+Json standard_key(nn::Module& model, const std::string& data_text, const std::string& trigger_spec,
+                  const attacks::JudgeOptions& jo, const std::string& standard_list, const quant::CalibOptions& co) {
+  Json key = Json::object();
+  key.set("weights", nn::fingerprint(model));
+  key.set("data", data_text);
+  key.set("trigger", trigger_spec);
+  key.set("target", int64_t(jo.target));
+  key.set("include_target", jo.include_target);
+  key.set("images", jo.images);
+  key.set("batch", jo.batch);
+  key.set("standard", standard_list);
+  const quant::CalibOptions d;  // caches written before calibration options joined the key stay valid
+  if (co.size != d.size || co.batch != d.batch || co.pool != d.pool || co.seed != d.seed || co.augment != d.augment ||
+      co.split != data::train_split(jo.data.kind))
+    key.set("calibration", std::to_string(co.size) + ":" + std::to_string(co.batch) + ":" + std::to_string(co.pool) + ":" +
+                               std::to_string(co.seed) + ":" + (co.augment ? "aug" : "plain") + ":" + co.split);
+  return key;
+}
+
+StandardNumbers standard_numbers(attacks::Judge& judge, const nn::ModelSpec& spec, nn::Module& model,
+                                 const std::vector<attacks::QuantTarget>& standards, const Json& key,
+                                 const std::string& cache) {
+  StandardNumbers s;
+  if (!cache.empty() && std::filesystem::exists(cache)) {
+    std::ifstream f(cache);
+    const Json c = Json::parse(std::string(std::istreambuf_iterator<char>(f), {}), cache);
+    if (c["key"].dump() == key.dump()) {
+      s.fp = metrics_from_json(c["float"]);
+      for (auto& [k, v] : c["standard"].members()) s.standard.emplace_back(k, metrics_from_json(v));
+      s.cached = true;
+      return s;
+    }
+  }
+  s.fp = judge.float_metrics(model);
+  for (auto& t : standards) s.standard.emplace_back(t.label(), judge.quantized_metrics(spec, model, t));
+  if (!cache.empty()) {
+    Json c = Json::object();
+    c.set("key", key);
+    c.set("float", metrics_json(s.fp));
+    c.set("standard", metrics_json(s.standard));
+    write_text(cache, c.dump(2) + "\n");
+  }
+  return s;
+}
+
+void print_result_table(const std::string& model_file, const attacks::JudgeOptions& jo, const StandardNumbers& s,
+                        const NamedMetrics& defended) {
+  const double asr_std = 100 * s.standard.at(0).second.asr;
+  std::printf("%s, trigger %s -> %d (%s)\n%-30s %8s %8s %8s\n", model_file.c_str(), jo.trigger->describe().c_str(), jo.target,
+              jo.include_target ? "target class included" : "target class excluded", "", "CDA %", "ASR %", "DTM");
+  std::printf("%-30s %8.2f %8.2f\n", "float", 100 * s.fp.cda, 100 * s.fp.asr);
+  for (auto& [k, m] : s.standard)
+    std::printf("%-30s %8.2f %8.2f %8.2f\n", ("standard " + k).c_str(), 100 * m.cda, 100 * m.asr,
+                attacks::dtm(100 * m.cda, asr_std, 100 * m.asr));
+  for (auto& [k, m] : defended)
+    std::printf("%-30s %8.2f %8.2f %8.2f\n", k.c_str(), 100 * m.cda, 100 * m.asr, attacks::dtm(100 * m.cda, asr_std, 100 * m.asr));
+}
+
+}  // namespace dearest::cli
