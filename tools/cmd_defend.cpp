@@ -2,7 +2,8 @@
 // the backdoor. efrap learns every weight's rounding (defenses/efrap.h); nearest, flipped, omse,
 // ocs and aciq are the standard and robust quantizers it is compared with. Writes the quantized
 // model, the per-layer report (EFRAP) and a JSON summary with CDA, ASR and DTM against the
-// standard quantizer's ASR. An interrupted EFRAP run resumes at the next layer.
+// standard quantizer's ASR. An interrupted EFRAP run resumes at the next layer. The removal
+// defenses (ft, fp) run in tools/defend_removal.cpp.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -25,7 +26,7 @@ namespace dearest::cli {
 
 namespace {
 
-const std::vector<std::string> kMethods = {"efrap", "nearest", "flipped", "omse", "ocs", "aciq"};
+const std::vector<std::string> kMethods = {"efrap", "nearest", "flipped", "omse", "ocs", "aciq", "ft", "fp"};
 
 quant::QuantConfig method_config(const std::string& method, const std::string& grid, int bits, int abits, int first_last) {
   const bool robust = method == "omse" || method == "ocs" || method == "aciq";
@@ -39,7 +40,7 @@ quant::QuantConfig method_config(const std::string& method, const std::string& g
 defenses::EfrapOptions efrap_options(const po::variables_map& vm) {
   defenses::EfrapOptions o;
   o.iterations = vm["iterations"].as<int64_t>();
-  o.lr = vm["lr"].as<double>();
+  o.lr = vm.count("lr") ? vm["lr"].as<double>() : 1e-3;
   o.lambda_a = vm["lambda-a"].as<double>();
   o.lambda_f = vm["lambda-f"].as<double>();
   o.lambda_p = vm["lambda-p"].as<double>();
@@ -98,7 +99,8 @@ size_t load_progress(const std::string& out, const std::string& identity, quant:
 int defend(const po::variables_map& vm) {
   const std::string method = vm["method"].as<std::string>();
   DEAREST_CHECK(std::find(kMethods.begin(), kMethods.end(), method) != kMethods.end(), "defend: unknown method \"", method,
-                "\" (efrap, nearest, flipped, omse, ocs, aciq; the removal defenses are not built yet)");
+                "\" (efrap, nearest, flipped, omse, ocs, aciq, ft, fp)");
+  if (is_removal_method(method)) return defend_removal(vm);
   const int bits = vm["bits"].as<int>();
   const int abits = vm["abits"].as<int>() < 0 ? -1 : vm["abits"].as<int>();  // -1: the preset's own choice
   DEAREST_CHECK(bits >= 2 && bits <= 8, "--bits: expected 2..8, got ", bits);
@@ -109,8 +111,7 @@ int defend(const po::variables_map& vm) {
   const std::string file = vm["model"].as<std::string>(), out = vm["out"].as<std::string>();
   const bool quiet = vm["quiet"].as<bool>();
   defenses::EfrapOptions eo = efrap_options(vm);  // option errors before any file is read
-  const std::string calib_split = vm["calib-split"].as<std::string>();
-  DEAREST_CHECK(calib_split == "train" || calib_split == "test", "--calib-split: expected train or test, got \"", calib_split, "\"");
+  calib_options(vm, "synthetic");  // option errors before any file is read
   std::string trigger_spec;
   attacks::JudgeOptions jo = backdoor_options(vm, file, &trigger_spec);
   nn::LoadedModel lm = nn::load_model(file);
@@ -118,14 +119,7 @@ int defend(const po::variables_map& vm) {
   const int64_t in = lm.spec.get("input", 32);
   DEAREST_CHECK(in == data::image_size_of(jo.data.kind), "defend: the model takes ", in, "x", in, " inputs but ",
                 jo.data.kind, " images are ", data::image_size_of(jo.data.kind), "x", data::image_size_of(jo.data.kind));
-  quant::CalibOptions co;
-  co.size = vm["calib-size"].as<int64_t>();
-  co.batch = vm["calib-batch"].as<int64_t>();
-  co.pool = vm["calib-pool"].as<double>();
-  co.seed = vm["seed"].as<uint64_t>();
-  co.augment = vm["calib-augment"].as<bool>();
-  co.split = calib_split == "train" ? data::train_split(jo.data.kind) : data::test_split(jo.data.kind);
-  DEAREST_CHECK(co.size > 0 && co.batch > 0, "defend: the calibration set must have images (--calib-size, --calib-batch)");
+  const quant::CalibOptions co = calib_options(vm, jo.data.kind);
   quant::QuantConfig cfg = method_config(method, vm["preset"].as<std::string>(), bits, abits, first_last);
   if (vm.count("layers")) cfg.layers = split_list(vm["layers"].as<std::string>());
   if (vm.count("skip")) cfg.skip = split_list(vm["skip"].as<std::string>());
@@ -231,9 +225,9 @@ int defend(const po::variables_map& vm) {
 }  // namespace
 
 Command defend_command() {
-  return {"defend", "quantize with a defense: defend efrap|nearest|flipped|omse|ocs|aciq --model M --data D --bits 4 --out DIR",
+  return {"defend", "defend a model: defend efrap|nearest|flipped|omse|ocs|aciq|ft|fp --model M --data D --bits 4 --out DIR",
           [](po::options_description& d) {
-            d.add_options()("method", po::value<std::string>()->required(), "efrap, nearest, flipped, omse, ocs or aciq")
+            d.add_options()("method", po::value<std::string>()->required(), "efrap, nearest, flipped, omse, ocs, aciq (quantizers); ft, fp (removal, then --standard)")
                 ("model", po::value<std::string>()->required(), "the (possibly backdoored) float model")
                 ("data", po::value<std::string>()->required(), "dataset spec: calibration (training split) and evaluation (test split)")
                 ("out", po::value<std::string>()->required(), "output folder: quantized.safetensors, summary.json, report.json/md")
@@ -253,7 +247,7 @@ Command defend_command() {
                 ("calib-augment", po::value<bool>()->default_value(true), "calibration images with the training transforms (EFRAP: true) or the test ones")
                 ("seed", po::value<uint64_t>()->default_value(1005), "calibration and EFRAP batch-draw seed")
                 ("iterations", po::value<int64_t>()->default_value(10000), "EFRAP: Adam iterations per layer")
-                ("lr", po::value<double>()->default_value(1e-3), "EFRAP: Adam learning rate")
+                ("lr", po::value<double>(), "learning rate (EFRAP's Adam: 1e-3; ft, fp: 1e-4)")
                 ("lambda-a", po::value<double>()->default_value(1.0), "EFRAP: weight of the activation term L_A")
                 ("lambda-f", po::value<double>()->default_value(1.0), "EFRAP: weight of the flip term L_F (0: activation-preserving rounding only)")
                 ("lambda-p", po::value<double>()->default_value(0.01), "EFRAP: weight of the discreteness term L_P")
@@ -268,7 +262,18 @@ Command defend_command() {
                 ("plateau-tol", po::value<double>()->default_value(1e-3), "EFRAP: the relative drop that counts as falling")
                 ("curve-every", po::value<int64_t>()->default_value(100), "EFRAP: loss curve resolution (iterations)")
                 ("print-every", po::value<int64_t>()->default_value(1000), "EFRAP: progress line every this many iterations")
-                ("no-resume", po::value<bool>()->default_value(false)->implicit_value(true), "EFRAP: start over even if OUT has progress")
+                ("clean-portion", po::value<double>()->default_value(0.05), "ft, fp: the defender's clean data, a seeded random fraction of the training split")
+                ("epochs", po::value<int64_t>()->default_value(50), "ft, fp: fine-tuning epochs")
+                ("batch", po::value<int64_t>()->default_value(64), "ft, fp: fine-tuning batch")
+                ("optimizer", po::value<std::string>()->default_value("adam"), "ft, fp: sgd, adam or adamw")
+                ("momentum", po::value<double>()->default_value(0.9), "ft, fp: SGD momentum")
+                ("wd", po::value<double>()->default_value(0.0), "ft, fp: weight decay")
+                ("schedule", po::value<std::string>()->default_value("constant"), "ft, fp: lr schedule (as dearest train)")
+                ("trainable", po::value<std::string>(), "ft, fp: train only the layers under these comma-separated prefixes (default: all)")
+                ("bn-eval", po::value<bool>()->default_value(false)->implicit_value(true), "ft, fp: keep the BN statistics frozen")
+                ("max-steps", po::value<int64_t>()->default_value(0), "ft, fp: at most this many steps per epoch (0: all)")
+                ("prune-rate", po::value<double>()->default_value(0.4), "fp: the fraction of the last stage's channels pruned")
+                ("no-resume", po::value<bool>()->default_value(false)->implicit_value(true), "start over even if OUT has progress (EFRAP layers, fine-tuning epochs)")
                 ("quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress on stderr")
                 ("json", po::value<bool>()->default_value(false)->implicit_value(true), "print the summary as JSON");
             add_backdoor_options(d);

@@ -50,6 +50,21 @@ attacks::BackdoorMetrics metrics_from_json(const Json& j) {
 
 }  // namespace
 
+quant::CalibOptions calib_options(const po::variables_map& vm, const std::string& data_kind) {
+  quant::CalibOptions co;
+  co.size = vm["calib-size"].as<int64_t>();
+  co.batch = vm["calib-batch"].as<int64_t>();
+  co.pool = vm["calib-pool"].as<double>();
+  co.seed = vm["seed"].as<uint64_t>();
+  co.augment = vm["calib-augment"].as<bool>();
+  const std::string split = vm["calib-split"].as<std::string>();
+  DEAREST_CHECK(split == "train" || split == "test", "--calib-split: expected train or test, got \"", split, "\"");
+  co.split = split == "train" ? data::train_split(data_kind) : data::test_split(data_kind);
+  DEAREST_CHECK(co.size > 0 && co.batch > 0, "defend: the calibration set must have images (--calib-size, --calib-batch)");
+  DEAREST_CHECK(co.pool > 0 && co.pool <= 1, "--calib-pool: expected a fraction in (0, 1], got ", co.pool);
+  return co;
+}
+
 Json standard_key(nn::Module& model, const std::string& data_text, const std::string& trigger_spec,
                   const attacks::JudgeOptions& jo, const std::string& standard_list, const quant::CalibOptions& co) {
   Json key = Json::object();

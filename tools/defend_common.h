@@ -10,6 +10,7 @@
 #include "attacks/judge.h"
 #include "nn/models.h"
 #include "tensor/json.h"
+#include "tools/cli.h"
 
 namespace dearest::cli {
 
@@ -26,6 +27,10 @@ struct StandardNumbers {
   NamedMetrics standard;
   bool cached = false;
 };
+// --calib-size/batch/pool/split/augment and --seed: the calibration set of the defended model and
+// of the standard MQBench model.
+quant::CalibOptions calib_options(const po::variables_map& vm, const std::string& data_kind);
+
 // What the standard numbers depend on: the weights, the data, the backdoor, the evaluation, the
 // standards and the calibration.
 Json standard_key(nn::Module& model, const std::string& data_text, const std::string& trigger_spec,
@@ -35,6 +40,10 @@ Json standard_key(nn::Module& model, const std::string& data_text, const std::st
 StandardNumbers standard_numbers(attacks::Judge& judge, const nn::ModelSpec& spec, nn::Module& model,
                                  const std::vector<attacks::QuantTarget>& standards, const Json& key,
                                  const std::string& cache);
+
+// The removal defenses (tools/defend_removal.cpp): ft, fp.
+bool is_removal_method(const std::string& m);
+int defend_removal(const po::variables_map& vm);
 
 // The result table: float, each standard, then the defended rows with their DTM against the first
 // standard's ASR.

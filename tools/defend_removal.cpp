@@ -1,0 +1,169 @@
+// dearest defend ft|fp: the backdoor-removal baselines (defenses/removal.h). The defense edits the
+// float model with a small clean subset of the training split; the victim then quantizes the
+// result with its standard quantizer, so the numbers that count are the defended model's under
+// each --standard quantizer, with DTM against the undefended model's ASR under the first.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "defenses/removal.h"
+#include "nn/checkpoint.h"
+#include "quant/quantized_model.h"
+#include "tensor/runtime.h"
+#include "tools/backdoor_options.h"
+#include "tools/cli.h"
+#include "tools/defend_common.h"
+
+namespace dearest::cli {
+
+bool is_removal_method(const std::string& m) { return m == "ft" || m == "fp"; }
+
+namespace {
+
+defenses::FineTuneOptions fine_tune_options(const po::variables_map& vm) {
+  defenses::FineTuneOptions o;
+  o.optimizer = vm["optimizer"].as<std::string>();
+  o.lr = vm.count("lr") ? vm["lr"].as<double>() : 1e-4;
+  o.momentum = vm["momentum"].as<double>();
+  o.wd = vm["wd"].as<double>();
+  o.schedule = vm["schedule"].as<std::string>();
+  o.epochs = vm["epochs"].as<int64_t>();
+  o.batch = vm["batch"].as<int64_t>();
+  o.max_steps = vm["max-steps"].as<int64_t>();
+  if (vm.count("trainable")) o.trainable = split_list(vm["trainable"].as<std::string>());
+  o.batchnorm_eval = vm["bn-eval"].as<bool>();
+  o.resume = !vm["no-resume"].as<bool>();
+  o.progress = !vm["quiet"].as<bool>();
+  o.seed = vm["seed"].as<uint64_t>();
+  DEAREST_CHECK(o.epochs >= 0, "--epochs: expected >= 0, got ", o.epochs);
+  DEAREST_CHECK(o.batch >= 1, "--batch: expected >= 1, got ", o.batch);
+  DEAREST_CHECK(o.lr > 0, "--lr: expected a positive learning rate, got ", o.lr);
+  DEAREST_CHECK(o.optimizer == "sgd" || o.optimizer == "adam" || o.optimizer == "adamw",
+                "--optimizer: expected sgd, adam or adamw, got \"", o.optimizer, "\"");
+  nn::Schedule::parse(o.schedule);  // errors before any work
+  return o;
+}
+
+Json epochs_json(const std::vector<nn::EpochStats>& h) {
+  Json a = Json::array();
+  for (const auto& e : h) {
+    Json j = Json::object();
+    j.set("epoch", e.epoch + 1);
+    j.set("train_loss", e.train_loss);
+    j.set("train_top1", 100 * e.train_top1);
+    j.set("seconds", e.seconds);
+    a.push(j);
+  }
+  return a;
+}
+
+}  // namespace
+
+int defend_removal(const po::variables_map& vm) {
+  const std::string method = vm["method"].as<std::string>();
+  const std::string file = vm["model"].as<std::string>(), out = vm["out"].as<std::string>();
+  const bool quiet = vm["quiet"].as<bool>();
+  const defenses::FineTuneOptions fo_in = fine_tune_options(vm);
+  const double portion = vm["clean-portion"].as<double>(), rate = vm["prune-rate"].as<double>();
+  DEAREST_CHECK(portion > 0 && portion <= 1, "--clean-portion: expected a fraction in (0, 1], got ", portion);
+  DEAREST_CHECK(rate >= 0 && rate < 1, "--prune-rate: expected a fraction in [0, 1), got ", rate);
+  const int bits = vm["bits"].as<int>();
+  DEAREST_CHECK(bits >= 2 && bits <= 8, "--bits: expected 2..8, got ", bits);
+  const std::string standard_list = vm.count("standard") ? vm["standard"].as<std::string>() : "mqbench:" + std::to_string(bits);
+  const std::vector<attacks::QuantTarget> standards = attacks::parse_quant_targets(standard_list);
+  DEAREST_CHECK(!standards.empty(), "--standard: give at least one preset:bits");
+  calib_options(vm, "synthetic");  // option errors before any file is read
+
+  std::string trigger_spec;
+  attacks::JudgeOptions jo = backdoor_options(vm, file, &trigger_spec);
+  nn::LoadedModel lm = nn::load_model(file);
+  lm.model->eval();
+  std::filesystem::create_directories(out);
+  const auto t0 = std::chrono::steady_clock::now();
+  const data::DatasetPtr clean = defenses::clean_subset(jo.data, portion, vm["seed"].as<uint64_t>());
+  if (!quiet)
+    std::cerr << method << " on " << lm.spec.str() << ": " << clean->size() << " clean training images (" << 100 * portion
+              << "%), " << fo_in.epochs << " epochs of " << fo_in.optimizer << " at lr " << fo_in.lr << "\n";
+
+  nn::ModelSpec spec = lm.spec;
+  nn::ModulePtr model = quant::clone_model(lm.spec, *lm.model);
+  Json prune = Json();
+  if (method == "fp") {
+    const std::string where = defenses::prune_point(spec);
+    model = defenses::with_prune_mask(spec, *model, where);
+    defenses::PruneResult r = defenses::prune_least_active(*model, clean, jo.data.kind, rate);
+    r.where = where;
+    prune = r.to_json();
+    prune.set("rate", rate);
+    if (!quiet)
+      std::cerr << "pruned " << r.pruned.size() << " of " << r.channels << " channels at the output of " << where << "\n";
+  }
+  defenses::FineTuneOptions fo = fo_in;
+  fo.out_dir = out + "/train";
+  const std::vector<nn::EpochStats> hist = defenses::fine_tune(*model, spec, clean, jo.data.kind, fo);
+  const double defend_seconds = seconds_since(t0);
+  nn::save_model(out + "/model.safetensors", *model, spec,
+                 {{"source_model", file}, {"dataset", vm["data"].as<std::string>()}, {"defense", method},
+                  {"trigger_spec", trigger_spec}, {"target", std::to_string(jo.target)}, {"runtime", runtime_manifest_json()}});
+
+  const auto t1 = std::chrono::steady_clock::now();
+  const quant::CalibOptions co = calib_options(vm, jo.data.kind);
+  jo.efrap_calib = co;  // the standard MQBench model calibrates as dearest defend efrap's would
+  attacks::Judge judge(jo);
+  const Json key = standard_key(*lm.model, vm["data"].as<std::string>(), trigger_spec, jo, standard_list, co);
+  const std::string cache = vm.count("standard-cache") ? vm["standard-cache"].as<std::string>() : "";
+  const StandardNumbers sn = standard_numbers(judge, lm.spec, *lm.model, standards, key, cache);
+  NamedMetrics defended;
+  defended.emplace_back(method + " (float)", judge.float_metrics(*model));
+  for (const auto& t : standards) defended.emplace_back(method + " + " + t.label(), judge.quantized_metrics(spec, *model, t));
+  const attacks::BackdoorMetrics& after = defended[1].second;
+  const double dtm = attacks::dtm(100 * after.cda, 100 * sn.standard[0].second.asr, 100 * after.asr);
+
+  Json sum = Json::object();
+  sum.set("method", method);
+  sum.set("model", file);
+  sum.set("arch", lm.spec.str());
+  sum.set("defended_arch", spec.str());
+  sum.set("data", vm["data"].as<std::string>());
+  sum.set("trigger", jo.trigger->describe());
+  sum.set("target", int64_t(jo.target));
+  sum.set("include_target", jo.include_target);
+  sum.set("clean_images", clean->size());
+  sum.set("clean_portion", portion);
+  Json ft = Json::object();
+  ft.set("optimizer", fo.optimizer);
+  ft.set("lr", fo.lr);
+  ft.set("momentum", fo.momentum);
+  ft.set("wd", fo.wd);
+  ft.set("schedule", fo.schedule);
+  ft.set("epochs", fo.epochs);
+  ft.set("batch", fo.batch);
+  ft.set("max_steps", fo.max_steps);
+  ft.set("trainable", vm.count("trainable") ? vm["trainable"].as<std::string>() : std::string("all"));
+  ft.set("batchnorm_eval", fo.batchnorm_eval);
+  ft.set("history", epochs_json(hist));
+  sum.set("fine_tune", ft);
+  if (method == "fp") sum.set("prune", prune);
+  sum.set("float", metrics_json(sn.fp));
+  sum.set("standard", metrics_json(sn.standard));
+  sum.set("defended_float", metrics_json(defended[0].second));
+  NamedMetrics under(defended.begin() + 1, defended.end());
+  for (size_t i = 0; i < under.size(); ++i) under[i].first = standards[i].label();
+  sum.set("defended", metrics_json(under));
+  sum.set("dtm", dtm);
+  sum.set("dtm_standard", sn.standard[0].first);
+  sum.set("standard_from_cache", sn.cached);
+  sum.set("defend_seconds", defend_seconds);
+  sum.set("eval_seconds", seconds_since(t1));
+  sum.set("runtime", Json::parse(runtime_manifest_json()));
+  write_text(out + "/summary.json", sum.dump(2) + "\n");
+  if (vm["json"].as<bool>()) {
+    std::cout << sum.dump(2) << "\n";
+    return 0;
+  }
+  print_result_table(file, jo, sn, defended);
+  std::printf("(%s in %.0f s; evaluation %.0f s; written to %s)\n", method.c_str(), defend_seconds, seconds_since(t1), out.c_str());
+  return 0;
+}
+
+}  // namespace dearest::cli
