@@ -57,6 +57,16 @@ std::string config_text(const po::variables_map& vm) {
   return os.str();
 }
 
+double parse_number(const std::string& text, const std::string& option) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  fail(option, ": \"", text, "\" is not a number");
+}
+
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   std::istringstream is(s);

@@ -40,6 +40,9 @@ Command defend_command();
 // "a,b,,c" -> {a, b, c}: the comma-separated lists of options such as --layers.
 std::vector<std::string> split_list(const std::string& s);
 
+// A number in text, or an error naming the option it came from.
+double parse_number(const std::string& text, const std::string& option);
+
 // The options of a parsed command as an INI file that repeats the run (--config).
 std::string config_text(const po::variables_map& vm);
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "defenses/nad.h"
 #include "defenses/removal.h"
 #include "nn/checkpoint.h"
 #include "quant/quantized_model.h"
@@ -16,7 +17,7 @@
 
 namespace dearest::cli {
 
-bool is_removal_method(const std::string& m) { return m == "ft" || m == "fp"; }
+bool is_removal_method(const std::string& m) { return m == "ft" || m == "fp" || m == "nad"; }
 
 namespace {
 
@@ -100,7 +101,35 @@ int defend_removal(const po::variables_map& vm) {
   }
   defenses::FineTuneOptions fo = fo_in;
   fo.out_dir = out + "/train";
-  const std::vector<nn::EpochStats> hist = defenses::fine_tune(*model, spec, clean, jo.data.kind, fo);
+  std::vector<nn::EpochStats> hist;
+  Json nad_json;
+  if (method == "nad") {
+    defenses::NadOptions no;
+    no.teacher = fo;
+    no.teacher.epochs = vm["teacher-epochs"].as<int64_t>();
+    no.teacher.out_dir = out + "/teacher";
+    no.student = fo;
+    if (vm.count("nad-layers")) no.layers = split_list(vm["nad-layers"].as<std::string>());
+    for (const auto& b : split_list(vm["nad-betas"].as<std::string>())) no.betas.push_back(parse_number(b, "--nad-betas"));
+    if (no.layers.empty()) no.layers = defenses::attention_layers(*model, spec);
+    if (no.betas.size() == 1) no.betas.assign(no.layers.size(), no.betas[0]);
+    no.p = vm["nad-p"].as<double>();
+    const defenses::NadResult r = defenses::nad(*model, spec, clean, jo.data.kind, no);
+    hist = r.student;
+    nad_json = Json::object();
+    Json layers = Json::array(), betas = Json::array(), att = Json::array();
+    for (const auto& l : r.layers) layers.push(l);
+    for (double b : r.betas) betas.push(b);
+    for (double a : r.attention_loss) att.push(a);
+    nad_json.set("layers", layers);
+    nad_json.set("betas", betas);
+    nad_json.set("p", no.p);
+    nad_json.set("teacher_epochs", no.teacher.epochs);
+    nad_json.set("teacher_history", epochs_json(r.teacher));
+    nad_json.set("attention_loss", att);
+  } else {
+    hist = defenses::fine_tune(*model, spec, clean, jo.data.kind, fo);
+  }
   const double defend_seconds = seconds_since(t0);
   nn::save_model(out + "/model.safetensors", *model, spec,
                  {{"source_model", file}, {"dataset", vm["data"].as<std::string>()}, {"defense", method},
@@ -144,6 +173,7 @@ int defend_removal(const po::variables_map& vm) {
   ft.set("history", epochs_json(hist));
   sum.set("fine_tune", ft);
   if (method == "fp") sum.set("prune", prune);
+  if (method == "nad") sum.set("nad", nad_json);
   sum.set("float", metrics_json(sn.fp));
   sum.set("standard", metrics_json(sn.standard));
   sum.set("defended_float", metrics_json(defended[0].second));
