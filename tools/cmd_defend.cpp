@@ -26,7 +26,7 @@ namespace dearest::cli {
 
 namespace {
 
-const std::vector<std::string> kMethods = {"efrap", "nearest", "flipped", "omse", "ocs", "aciq", "ft", "fp", "nad"};
+const std::vector<std::string> kMethods = {"efrap", "nearest", "flipped", "omse", "ocs", "aciq", "ft", "fp", "nad", "mcr"};
 
 quant::QuantConfig method_config(const std::string& method, const std::string& grid, int bits, int abits, int first_last) {
   const bool robust = method == "omse" || method == "ocs" || method == "aciq";
@@ -99,7 +99,7 @@ size_t load_progress(const std::string& out, const std::string& identity, quant:
 int defend(const po::variables_map& vm) {
   const std::string method = vm["method"].as<std::string>();
   DEAREST_CHECK(std::find(kMethods.begin(), kMethods.end(), method) != kMethods.end(), "defend: unknown method \"", method,
-                "\" (efrap, nearest, flipped, omse, ocs, aciq, ft, fp, nad)");
+                "\" (efrap, nearest, flipped, omse, ocs, aciq, ft, fp, nad, mcr)");
   if (is_removal_method(method)) return defend_removal(vm);
   const int bits = vm["bits"].as<int>();
   const int abits = vm["abits"].as<int>() < 0 ? -1 : vm["abits"].as<int>();  // -1: the preset's own choice
@@ -225,9 +225,9 @@ int defend(const po::variables_map& vm) {
 }  // namespace
 
 Command defend_command() {
-  return {"defend", "defend a model: defend efrap|nearest|flipped|omse|ocs|aciq|ft|fp|nad --model M --data D --bits 4 --out DIR",
+  return {"defend", "defend a model: defend efrap|nearest|flipped|omse|ocs|aciq|ft|fp|nad|mcr --model M --data D --bits 4 --out DIR",
           [](po::options_description& d) {
-            d.add_options()("method", po::value<std::string>()->required(), "efrap, nearest, flipped, omse, ocs, aciq (quantizers); ft, fp, nad (removal, then --standard)")
+            d.add_options()("method", po::value<std::string>()->required(), "efrap, nearest, flipped, omse, ocs, aciq (quantizers); ft, fp, nad, mcr (removal, then --standard)")
                 ("model", po::value<std::string>()->required(), "the (possibly backdoored) float model")
                 ("data", po::value<std::string>()->required(), "dataset spec: calibration (training split) and evaluation (test split)")
                 ("out", po::value<std::string>()->required(), "output folder: quantized.safetensors, summary.json, report.json/md")
@@ -277,6 +277,9 @@ Command defend_command() {
                 ("nad-betas", po::value<std::string>()->default_value("500,500,500"), "nad: attention weight per layer (one value: every layer)")
                 ("nad-layers", po::value<std::string>(), "nad: the modules whose outputs are compared (default: layer2,layer3,layer4; VGG: the last three max-pools)")
                 ("nad-p", po::value<double>()->default_value(2.0), "nad: the attention map's power p")
+                ("curve-epochs", po::value<int64_t>()->default_value(100), "mcr: epochs of the curve's bend (--epochs: the fine-tuned end point's)")
+                ("mcr-t", po::value<std::string>()->default_value("0.1,0.9"), "mcr: the points of the curve evaluated; the one of higher DTM is kept")
+                ("mcr-l2", po::value<double>()->default_value(5e-4), "mcr: the curve's l2 regulariser (l2/2 |theta(t)|^2)")
                 ("no-resume", po::value<bool>()->default_value(false)->implicit_value(true), "start over even if OUT has progress (EFRAP layers, fine-tuning epochs)")
                 ("quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress on stderr")
                 ("json", po::value<bool>()->default_value(false)->implicit_value(true), "print the summary as JSON");

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "defenses/mcr.h"
 #include "defenses/nad.h"
 #include "defenses/removal.h"
 #include "nn/checkpoint.h"
@@ -17,7 +18,7 @@
 
 namespace dearest::cli {
 
-bool is_removal_method(const std::string& m) { return m == "ft" || m == "fp" || m == "nad"; }
+bool is_removal_method(const std::string& m) { return m == "ft" || m == "fp" || m == "nad" || m == "mcr"; }
 
 namespace {
 
@@ -66,6 +67,13 @@ int defend_removal(const po::variables_map& vm) {
   const bool quiet = vm["quiet"].as<bool>();
   const defenses::FineTuneOptions fo_in = fine_tune_options(vm);
   const double portion = vm["clean-portion"].as<double>(), rate = vm["prune-rate"].as<double>();
+  std::vector<double> mcr_ts;
+  for (const auto& t : split_list(vm["mcr-t"].as<std::string>())) {
+    mcr_ts.push_back(parse_number(t, "--mcr-t"));
+    DEAREST_CHECK(mcr_ts.back() >= 0 && mcr_ts.back() <= 1, "--mcr-t: each t must be in [0, 1], got ", t);
+  }
+  DEAREST_CHECK(!mcr_ts.empty(), "--mcr-t: at least one point of the curve");
+  DEAREST_CHECK(vm["mcr-l2"].as<double>() >= 0, "--mcr-l2: expected >= 0");
   DEAREST_CHECK(portion > 0 && portion <= 1, "--clean-portion: expected a fraction in (0, 1], got ", portion);
   DEAREST_CHECK(rate >= 0 && rate < 1, "--prune-rate: expected a fraction in [0, 1), got ", rate);
   const int bits = vm["bits"].as<int>();
@@ -103,6 +111,7 @@ int defend_removal(const po::variables_map& vm) {
   fo.out_dir = out + "/train";
   std::vector<nn::EpochStats> hist;
   Json nad_json;
+  defenses::McrCurve mcr_curve;
   if (method == "nad") {
     defenses::NadOptions no;
     no.teacher = fo;
@@ -127,13 +136,28 @@ int defend_removal(const po::variables_map& vm) {
     nad_json.set("teacher_epochs", no.teacher.epochs);
     nad_json.set("teacher_history", epochs_json(r.teacher));
     nad_json.set("attention_loss", att);
+  } else if (method == "mcr") {
+    defenses::McrOptions mo;
+    mo.endpoint = fo;
+    mo.endpoint.out_dir = out + "/endpoint";
+    mo.curve = fo;
+    mo.curve.epochs = vm["curve-epochs"].as<int64_t>();
+    mo.curve.out_dir = out + "/curve";
+    mo.l2 = vm["mcr-l2"].as<double>();
+    mcr_curve = defenses::mcr(*model, spec, clean, jo.data.kind, mo);
+    hist = mcr_curve.curve_history;
   } else {
     hist = defenses::fine_tune(*model, spec, clean, jo.data.kind, fo);
   }
+  // MCR's candidates: a model per t, BN statistics recomputed on the clean data.
+  std::vector<std::pair<double, nn::ModulePtr>> points;
+  if (method == "mcr")
+    for (double t : mcr_ts) {
+      nn::ModulePtr pt = defenses::curve_point(spec, mcr_curve, t);
+      defenses::update_batchnorm(*pt, clean, jo.data.kind, fo.batch, fo.seed);
+      points.emplace_back(t, pt);
+    }
   const double defend_seconds = seconds_since(t0);
-  nn::save_model(out + "/model.safetensors", *model, spec,
-                 {{"source_model", file}, {"dataset", vm["data"].as<std::string>()}, {"defense", method},
-                  {"trigger_spec", trigger_spec}, {"target", std::to_string(jo.target)}, {"runtime", runtime_manifest_json()}});
 
   const auto t1 = std::chrono::steady_clock::now();
   const quant::CalibOptions co = calib_options(vm, jo.data.kind);
@@ -142,11 +166,53 @@ int defend_removal(const po::variables_map& vm) {
   const Json key = standard_key(*lm.model, vm["data"].as<std::string>(), trigger_spec, jo, standard_list, co);
   const std::string cache = vm.count("standard-cache") ? vm["standard-cache"].as<std::string>() : "";
   const StandardNumbers sn = standard_numbers(judge, lm.spec, *lm.model, standards, key, cache);
+  auto measure = [&](nn::Module& m, const std::string& label) {
+    NamedMetrics d;
+    d.emplace_back(label + " (float)", judge.float_metrics(m));
+    for (const auto& t : standards) d.emplace_back(label + " + " + t.label(), judge.quantized_metrics(spec, m, t));
+    return d;
+  };
+  auto dtm_of = [&](const NamedMetrics& d) {
+    return attacks::dtm(100 * d[1].second.cda, 100 * sn.standard[0].second.asr, 100 * d[1].second.asr);
+  };
   NamedMetrics defended;
-  defended.emplace_back(method + " (float)", judge.float_metrics(*model));
-  for (const auto& t : standards) defended.emplace_back(method + " + " + t.label(), judge.quantized_metrics(spec, *model, t));
-  const attacks::BackdoorMetrics& after = defended[1].second;
-  const double dtm = attacks::dtm(100 * after.cda, 100 * sn.standard[0].second.asr, 100 * after.asr);
+  Json mcr_json;
+  if (method == "mcr") {
+    // The supplementary reports the t of higher DTM (a choice made on the test set, as it is).
+    mcr_json = Json::object();
+    Json pts = Json::array();
+    double best = -1;
+    for (auto& [t, pt] : points) {
+      char label[32];
+      std::snprintf(label, sizeof label, "mcr t=%.2f", t);
+      NamedMetrics d = measure(*pt, label);
+      const double v = dtm_of(d);
+      Json j = Json::object();
+      j.set("t", t);
+      j.set("float", metrics_json(d[0].second));
+      NamedMetrics under(d.begin() + 1, d.end());
+      for (size_t i = 0; i < under.size(); ++i) under[i].first = standards[i].label();
+      j.set("standard", metrics_json(under));
+      j.set("dtm", v);
+      pts.push(j);
+      if (v > best) {
+        best = v;
+        model = pt;
+        defended = d;
+        mcr_json.set("chosen_t", t);
+      }
+    }
+    mcr_json.set("points", pts);
+    mcr_json.set("l2", vm["mcr-l2"].as<double>());
+    mcr_json.set("curve_epochs", vm["curve-epochs"].as<int64_t>());
+    mcr_json.set("endpoint_history", epochs_json(mcr_curve.endpoint_history));
+  } else {
+    defended = measure(*model, method);
+  }
+  const double dtm = dtm_of(defended);
+  nn::save_model(out + "/model.safetensors", *model, spec,
+                 {{"source_model", file}, {"dataset", vm["data"].as<std::string>()}, {"defense", method},
+                  {"trigger_spec", trigger_spec}, {"target", std::to_string(jo.target)}, {"runtime", runtime_manifest_json()}});
 
   Json sum = Json::object();
   sum.set("method", method);
@@ -174,6 +240,7 @@ int defend_removal(const po::variables_map& vm) {
   sum.set("fine_tune", ft);
   if (method == "fp") sum.set("prune", prune);
   if (method == "nad") sum.set("nad", nad_json);
+  if (method == "mcr") sum.set("mcr", mcr_json);
   sum.set("float", metrics_json(sn.fp));
   sum.set("standard", metrics_json(sn.standard));
   sum.set("defended_float", metrics_json(defended[0].second));

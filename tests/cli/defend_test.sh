@@ -29,19 +29,20 @@ for m in efrap nearest flipped omse ocs aciq; do
 done
 grep -q "efrap@4" "$t/efrap.txt" || fail "efrap printed no result row"
 # The removal defenses: the defended float model, then the standards on it.
-for m in ft fp nad; do
+for m in ft fp nad mcr; do
   # shellcheck disable=SC2086
-  "$bin" defend $m $common --bits 4 --quiet --epochs 1 --teacher-epochs 1 --max-steps 2 --clean-portion 0.2 --standard "$std" \
+  "$bin" defend $m $common --bits 4 --quiet --epochs 1 --teacher-epochs 1 --curve-epochs 1 --max-steps 2 --clean-portion 0.2 --standard "$std" \
     --standard-cache "$t/std.json" --out "$t/$m" > "$t/$m.txt"
   for key in '"dtm"' '"defended_float"' '"fine_tune"' '"standard_from_cache": true'; do
     grep -qF "$key" "$t/$m/summary.json" || fail "$m: no $key in summary.json"
   done
-  grep -q "$m + qu-anti-zation@4/flipped" "$t/$m.txt" || fail "$m printed no row per standard"
+  grep -q "+ qu-anti-zation@4/flipped" "$t/$m.txt" || fail "$m printed no row per standard"
   "$bin" judge --model "$t/$m/model.safetensors" --data synthetic:512 --quantizers qu-anti-zation:4 > /dev/null 2>&1 ||
     fail "$m: the defended model does not load in judge"
 done
 grep -qF '"prune"' "$t/fp/summary.json" || fail "fp: no pruning record"
 grep -qF '"attention_loss"' "$t/nad/summary.json" || fail "nad: no attention record"
+grep -qF '"chosen_t"' "$t/mcr/summary.json" || fail "mcr: no chosen point of the curve"
 grep -qF 'prune=layer4' "$t/fp/summary.json" || fail "fp: the defended model is not the pruned one"
 "$bin" audit --quantized "$t/efrap/quantized.safetensors" > "$t/audit.txt"
 grep -q "flip" "$t/audit.txt" || fail "audit shows no EFRAP report"
@@ -68,6 +69,8 @@ expect_error "third field may only be" defend efrap $common --standard mqbench:4
 expect_error "--prune-rate: expected a fraction" defend fp $common --prune-rate 1 --out "$t/bad"
 # shellcheck disable=SC2086
 expect_error "--nad-betas: \"x\" is not a number" defend nad $common --nad-betas 500,x --out "$t/bad"
+# shellcheck disable=SC2086
+expect_error "--mcr-t: each t must be in [0, 1]" defend mcr $common --mcr-t 0.1,2 --out "$t/bad"
 # shellcheck disable=SC2086
 expect_error "--clean-portion: expected a fraction" defend ft $common --clean-portion 0 --out "$t/bad"
 # shellcheck disable=SC2086
