@@ -26,7 +26,7 @@ namespace dearest::cli {
 
 namespace {
 
-const std::vector<std::string> kMethods = {"efrap", "nearest", "flipped", "omse", "ocs", "aciq", "ft", "fp", "nad", "mcr"};
+const std::vector<std::string> kMethods = {"efrap", "nearest", "flipped", "omse", "ocs", "aciq", "ft", "fp", "nad", "mcr", "ibau"};
 
 quant::QuantConfig method_config(const std::string& method, const std::string& grid, int bits, int abits, int first_last) {
   const bool robust = method == "omse" || method == "ocs" || method == "aciq";
@@ -99,7 +99,7 @@ size_t load_progress(const std::string& out, const std::string& identity, quant:
 int defend(const po::variables_map& vm) {
   const std::string method = vm["method"].as<std::string>();
   DEAREST_CHECK(std::find(kMethods.begin(), kMethods.end(), method) != kMethods.end(), "defend: unknown method \"", method,
-                "\" (efrap, nearest, flipped, omse, ocs, aciq, ft, fp, nad, mcr)");
+                "\" (efrap, nearest, flipped, omse, ocs, aciq, ft, fp, nad, mcr, ibau)");
   if (is_removal_method(method)) return defend_removal(vm);
   const int bits = vm["bits"].as<int>();
   const int abits = vm["abits"].as<int>() < 0 ? -1 : vm["abits"].as<int>();  // -1: the preset's own choice
@@ -225,9 +225,9 @@ int defend(const po::variables_map& vm) {
 }  // namespace
 
 Command defend_command() {
-  return {"defend", "defend a model: defend efrap|nearest|flipped|omse|ocs|aciq|ft|fp|nad|mcr --model M --data D --bits 4 --out DIR",
+  return {"defend", "defend a model: defend efrap|nearest|flipped|omse|ocs|aciq|ft|fp|nad|mcr|ibau --model M --data D --bits 4 --out DIR",
           [](po::options_description& d) {
-            d.add_options()("method", po::value<std::string>()->required(), "efrap, nearest, flipped, omse, ocs, aciq (quantizers); ft, fp, nad, mcr (removal, then --standard)")
+            d.add_options()("method", po::value<std::string>()->required(), "efrap, nearest, flipped, omse, ocs, aciq (quantizers); ft, fp, nad, mcr, ibau (removal, then --standard)")
                 ("model", po::value<std::string>()->required(), "the (possibly backdoored) float model")
                 ("data", po::value<std::string>()->required(), "dataset spec: calibration (training split) and evaluation (test split)")
                 ("out", po::value<std::string>()->required(), "output folder: quantized.safetensors, summary.json, report.json/md")
@@ -280,6 +280,10 @@ Command defend_command() {
                 ("curve-epochs", po::value<int64_t>()->default_value(100), "mcr: epochs of the curve's bend (--epochs: the fine-tuned end point's)")
                 ("mcr-t", po::value<std::string>()->default_value("0.1,0.9"), "mcr: the points of the curve evaluated; the one of higher DTM is kept")
                 ("mcr-l2", po::value<double>()->default_value(5e-4), "mcr: the curve's l2 regulariser (l2/2 |theta(t)|^2)")
+                ("ibau-rounds", po::value<int64_t>()->default_value(3), "ibau: rounds of (perturbation, unlearning pass) (the supplementary: 3)")
+                ("ibau-batch", po::value<int64_t>()->default_value(100), "ibau: unlearning batch")
+                ("ibau-k", po::value<int64_t>()->default_value(5), "ibau: fixed-point iterations of the hypergradient")
+                ("ibau-fd-eps", po::value<double>()->default_value(1e-3), "ibau: difference step of the Hessian-vector products (relative)")
                 ("no-resume", po::value<bool>()->default_value(false)->implicit_value(true), "start over even if OUT has progress (EFRAP layers, fine-tuning epochs)")
                 ("quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress on stderr")
                 ("json", po::value<bool>()->default_value(false)->implicit_value(true), "print the summary as JSON");

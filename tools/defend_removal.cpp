@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "defenses/ibau.h"
 #include "defenses/mcr.h"
 #include "defenses/nad.h"
 #include "defenses/removal.h"
@@ -18,7 +19,9 @@
 
 namespace dearest::cli {
 
-bool is_removal_method(const std::string& m) { return m == "ft" || m == "fp" || m == "nad" || m == "mcr"; }
+bool is_removal_method(const std::string& m) {
+  return m == "ft" || m == "fp" || m == "nad" || m == "mcr" || m == "ibau";
+}
 
 namespace {
 
@@ -110,7 +113,7 @@ int defend_removal(const po::variables_map& vm) {
   defenses::FineTuneOptions fo = fo_in;
   fo.out_dir = out + "/train";
   std::vector<nn::EpochStats> hist;
-  Json nad_json;
+  Json nad_json, ibau_json;
   defenses::McrCurve mcr_curve;
   if (method == "nad") {
     defenses::NadOptions no;
@@ -136,6 +139,33 @@ int defend_removal(const po::variables_map& vm) {
     nad_json.set("teacher_epochs", no.teacher.epochs);
     nad_json.set("teacher_history", epochs_json(r.teacher));
     nad_json.set("attention_loss", att);
+  } else if (method == "ibau") {
+    defenses::IbauOptions io;
+    io.rounds = vm["ibau-rounds"].as<int64_t>();
+    io.batch = vm["ibau-batch"].as<int64_t>();
+    io.K = vm["ibau-k"].as<int64_t>();
+    io.fd_eps = vm["ibau-fd-eps"].as<double>();
+    io.optimizer = fo.optimizer;
+    io.lr = fo.lr;
+    io.max_batches = fo.max_steps;
+    io.seed = fo.seed;
+    io.progress = fo.progress;
+    const auto rounds = defenses::ibau(*model, clean, jo.data.kind, io);
+    ibau_json = Json::object();
+    Json rs = Json::array();
+    for (const auto& r : rounds) {
+      Json j = Json::object();
+      j.set("inner_loss", r.inner_loss);
+      j.set("delta_norm", r.delta_norm);
+      j.set("outer_loss", r.outer_loss);
+      j.set("fixed_point_iterations", r.fp_iterations);
+      j.set("seconds", r.seconds);
+      rs.push(j);
+    }
+    ibau_json.set("rounds", rs);
+    ibau_json.set("batch", io.batch);
+    ibau_json.set("K", io.K);
+    ibau_json.set("fd_eps", io.fd_eps);
   } else if (method == "mcr") {
     defenses::McrOptions mo;
     mo.endpoint = fo;
@@ -237,10 +267,11 @@ int defend_removal(const po::variables_map& vm) {
   ft.set("trainable", vm.count("trainable") ? vm["trainable"].as<std::string>() : std::string("all"));
   ft.set("batchnorm_eval", fo.batchnorm_eval);
   ft.set("history", epochs_json(hist));
-  sum.set("fine_tune", ft);
+  if (method != "ibau") sum.set("fine_tune", ft);
   if (method == "fp") sum.set("prune", prune);
   if (method == "nad") sum.set("nad", nad_json);
   if (method == "mcr") sum.set("mcr", mcr_json);
+  if (method == "ibau") sum.set("ibau", ibau_json);
   sum.set("float", metrics_json(sn.fp));
   sum.set("standard", metrics_json(sn.standard));
   sum.set("defended_float", metrics_json(defended[0].second));

@@ -29,11 +29,11 @@ for m in efrap nearest flipped omse ocs aciq; do
 done
 grep -q "efrap@4" "$t/efrap.txt" || fail "efrap printed no result row"
 # The removal defenses: the defended float model, then the standards on it.
-for m in ft fp nad mcr; do
+for m in ft fp nad mcr ibau; do
   # shellcheck disable=SC2086
-  "$bin" defend $m $common --bits 4 --quiet --epochs 1 --teacher-epochs 1 --curve-epochs 1 --max-steps 2 --clean-portion 0.2 --standard "$std" \
+  "$bin" defend $m $common --bits 4 --quiet --epochs 1 --teacher-epochs 1 --curve-epochs 1 --ibau-rounds 1 --ibau-batch 16 --max-steps 2 --clean-portion 0.2 --standard "$std" \
     --standard-cache "$t/std.json" --out "$t/$m" > "$t/$m.txt"
-  for key in '"dtm"' '"defended_float"' '"fine_tune"' '"standard_from_cache": true'; do
+  for key in '"dtm"' '"defended_float"' '"standard_from_cache": true'; do
     grep -qF "$key" "$t/$m/summary.json" || fail "$m: no $key in summary.json"
   done
   grep -q "+ qu-anti-zation@4/flipped" "$t/$m.txt" || fail "$m printed no row per standard"
@@ -43,6 +43,8 @@ done
 grep -qF '"prune"' "$t/fp/summary.json" || fail "fp: no pruning record"
 grep -qF '"attention_loss"' "$t/nad/summary.json" || fail "nad: no attention record"
 grep -qF '"chosen_t"' "$t/mcr/summary.json" || fail "mcr: no chosen point of the curve"
+grep -qF '"fixed_point_iterations"' "$t/ibau/summary.json" || fail "ibau: no round record"
+grep -qF '"fine_tune"' "$t/ft/summary.json" || fail "ft: no fine-tuning record"
 grep -qF 'prune=layer4' "$t/fp/summary.json" || fail "fp: the defended model is not the pruned one"
 "$bin" audit --quantized "$t/efrap/quantized.safetensors" > "$t/audit.txt"
 grep -q "flip" "$t/audit.txt" || fail "audit shows no EFRAP report"
