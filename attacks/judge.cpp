@@ -90,13 +90,19 @@ quant::QuantConfig QuantTarget::config() const {
   return c;
 }
 
-BackdoorMetrics Judge::quantized_metrics(const nn::ModelSpec& spec, nn::Module& model, const QuantTarget& q) {
+std::unique_ptr<quant::QuantizedModel> Judge::quantized_model(const nn::ModelSpec& spec, nn::Module& model,
+                                                              const QuantTarget& q) {
   const quant::QuantConfig cfg = q.config();
   // Ranges taken at run time (per batch) need no calibration set.
   const bool static_acts = cfg.a_bits > 0 && !cfg.dynamic_acts;
-  quant::QuantizedModel qm(spec, model, cfg);
-  qm.calibrate(static_acts ? calibration(q.preset) : std::vector<Tensor>{});
-  return evaluate_backdoor(qm.model(), test_, o_.data.kind, o_.trigger, o_.target, o_.include_target, o_.batch, o_.sources);
+  auto qm = std::make_unique<quant::QuantizedModel>(spec, model, cfg);
+  qm->calibrate(static_acts ? calibration(q.preset) : std::vector<Tensor>{});
+  return qm;
+}
+
+BackdoorMetrics Judge::quantized_metrics(const nn::ModelSpec& spec, nn::Module& model, const QuantTarget& q) {
+  auto qm = quantized_model(spec, model, q);
+  return evaluate_backdoor(qm->model(), test_, o_.data.kind, o_.trigger, o_.target, o_.include_target, o_.batch, o_.sources);
 }
 
 Verdict Judge::judge(const nn::ModelSpec& spec, nn::Module& model, const std::vector<QuantTarget>& targets) {

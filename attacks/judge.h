@@ -3,6 +3,7 @@
 // framework calibrates). ASR excludes the target class unless asked (ALGORITHMS.md §1.9).
 #pragma once
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "nn/models.h"
 #include "quant/calibration.h"
 #include "quant/presets.h"
+#include "quant/quantized_model.h"
 #include "tensor/json.h"
 
 namespace dearest::attacks {
@@ -52,6 +54,8 @@ class Judge {
   explicit Judge(JudgeOptions o);
   BackdoorMetrics float_metrics(nn::Module& model);
   BackdoorMetrics quantized_metrics(const nn::ModelSpec& spec, nn::Module& model, const QuantTarget& q);
+  // The model quantized and calibrated as quantized_metrics judges it.
+  std::unique_ptr<quant::QuantizedModel> quantized_model(const nn::ModelSpec& spec, nn::Module& model, const QuantTarget& q);
   Verdict judge(const nn::ModelSpec& spec, nn::Module& model, const std::vector<QuantTarget>& targets);
   const JudgeOptions& options() const { return o_; }
 
