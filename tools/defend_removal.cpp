@@ -12,6 +12,7 @@
 #include "defenses/removal.h"
 #include "nn/checkpoint.h"
 #include "quant/quantized_model.h"
+#include "quant/serialize.h"
 #include "tensor/runtime.h"
 #include "tools/backdoor_options.h"
 #include "tools/cli.h"
@@ -85,6 +86,10 @@ int defend_removal(const po::variables_map& vm) {
   const std::vector<attacks::QuantTarget> standards = attacks::parse_quant_targets(standard_list);
   DEAREST_CHECK(!standards.empty(), "--standard: give at least one preset:bits");
   calib_options(vm, "synthetic");  // option errors before any file is read
+  const bool ste = vm["ste"].as<bool>();
+  DEAREST_CHECK(!ste || method != "mcr", "--ste: mcr through the straight-through estimator is not built (ft, fp, nad, ibau are)");
+  DEAREST_CHECK(!ste || !standards[0].config().fold_bn, "--ste: ", standards[0].label(),
+                " folds BN into the weights; the STE defenses train unfolded quantized models (mqbench, qu-anti-zation)");
 
   std::string trigger_spec;
   attacks::JudgeOptions jo = backdoor_options(vm, file, &trigger_spec);
@@ -110,6 +115,14 @@ int defend_removal(const po::variables_map& vm) {
     if (!quiet)
       std::cerr << "pruned " << r.pruned.size() << " of " << r.channels << " channels at the output of " << where << "\n";
   }
+  const quant::CalibOptions co = calib_options(vm, jo.data.kind);
+  jo.efrap_calib = co;  // the standard MQBench model calibrates as dearest defend efrap's would
+  attacks::Judge judge(jo);
+  // --ste: the defense trains the quantized model (the first standard, its qparams frozen at
+  // calibration), gradients passing its quantizers straight through to the weights.
+  std::unique_ptr<quant::QuantizedModel> q;
+  if (ste) q = judge.quantized_model(spec, *model, standards[0]);
+  nn::Module& target = ste ? q->model() : *model;
   defenses::FineTuneOptions fo = fo_in;
   fo.out_dir = out + "/train";
   std::vector<nn::EpochStats> hist;
@@ -123,10 +136,10 @@ int defend_removal(const po::variables_map& vm) {
     no.student = fo;
     if (vm.count("nad-layers")) no.layers = split_list(vm["nad-layers"].as<std::string>());
     for (const auto& b : split_list(vm["nad-betas"].as<std::string>())) no.betas.push_back(parse_number(b, "--nad-betas"));
-    if (no.layers.empty()) no.layers = defenses::attention_layers(*model, spec);
+    if (no.layers.empty()) no.layers = defenses::attention_layers(target, spec);
     if (no.betas.size() == 1) no.betas.assign(no.layers.size(), no.betas[0]);
     no.p = vm["nad-p"].as<double>();
-    const defenses::NadResult r = defenses::nad(*model, spec, clean, jo.data.kind, no);
+    const defenses::NadResult r = defenses::nad(target, spec, clean, jo.data.kind, no);
     hist = r.student;
     nad_json = Json::object();
     Json layers = Json::array(), betas = Json::array(), att = Json::array();
@@ -150,7 +163,7 @@ int defend_removal(const po::variables_map& vm) {
     io.max_batches = fo.max_steps;
     io.seed = fo.seed;
     io.progress = fo.progress;
-    const auto rounds = defenses::ibau(*model, clean, jo.data.kind, io);
+    const auto rounds = defenses::ibau(target, clean, jo.data.kind, io);
     ibau_json = Json::object();
     Json rs = Json::array();
     for (const auto& r : rounds) {
@@ -177,7 +190,7 @@ int defend_removal(const po::variables_map& vm) {
     mcr_curve = defenses::mcr(*model, spec, clean, jo.data.kind, mo);
     hist = mcr_curve.curve_history;
   } else {
-    hist = defenses::fine_tune(*model, spec, clean, jo.data.kind, fo);
+    hist = defenses::fine_tune(target, spec, clean, jo.data.kind, fo);
   }
   // MCR's candidates: a model per t, BN statistics recomputed on the clean data.
   std::vector<std::pair<double, nn::ModulePtr>> points;
@@ -190,9 +203,6 @@ int defend_removal(const po::variables_map& vm) {
   const double defend_seconds = seconds_since(t0);
 
   const auto t1 = std::chrono::steady_clock::now();
-  const quant::CalibOptions co = calib_options(vm, jo.data.kind);
-  jo.efrap_calib = co;  // the standard MQBench model calibrates as dearest defend efrap's would
-  attacks::Judge judge(jo);
   const Json key = standard_key(*lm.model, vm["data"].as<std::string>(), trigger_spec, jo, standard_list, co);
   const std::string cache = vm.count("standard-cache") ? vm["standard-cache"].as<std::string>() : "";
   const StandardNumbers sn = standard_numbers(judge, lm.spec, *lm.model, standards, key, cache);
@@ -236,16 +246,26 @@ int defend_removal(const po::variables_map& vm) {
     mcr_json.set("l2", vm["mcr-l2"].as<double>());
     mcr_json.set("curve_epochs", vm["curve-epochs"].as<int64_t>());
     mcr_json.set("endpoint_history", epochs_json(mcr_curve.endpoint_history));
+  } else if (ste) {
+    // The defended quantized model as it stands, and its float weights with the quantizers off.
+    q->set_enabled(false, false);
+    defended.emplace_back(method + "-ste (float)", judge.float_metrics(q->model()));
+    q->set_enabled(true, true);
+    defended.emplace_back(method + "-ste " + standards[0].label(), judge.float_metrics(q->model()));
+    quant::save_quantized(out + "/quantized.safetensors", *q,
+                          {{"source_model", file}, {"dataset", vm["data"].as<std::string>()}, {"defense", method + "-ste"},
+                           {"trigger_spec", trigger_spec}, {"target", std::to_string(jo.target)}, {"runtime", runtime_manifest_json()}});
   } else {
     defended = measure(*model, method);
   }
   const double dtm = dtm_of(defended);
-  nn::save_model(out + "/model.safetensors", *model, spec,
+  nn::save_model(out + "/model.safetensors", ste ? q->model() : *model, spec,
                  {{"source_model", file}, {"dataset", vm["data"].as<std::string>()}, {"defense", method},
                   {"trigger_spec", trigger_spec}, {"target", std::to_string(jo.target)}, {"runtime", runtime_manifest_json()}});
 
   Json sum = Json::object();
   sum.set("method", method);
+  sum.set("ste", ste);
   sum.set("model", file);
   sum.set("arch", lm.spec.str());
   sum.set("defended_arch", spec.str());

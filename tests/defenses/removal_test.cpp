@@ -10,6 +10,8 @@
 #include "data/transforms.h"
 #include "nn/checkpoint.h"
 #include "nn/layers.h"
+#include "quant/presets.h"
+#include "quant/quantized_model.h"
 #include "tests/model_test_util.h"
 #include "tests/test_util.h"
 
@@ -53,6 +55,35 @@ TEST(Removal, FineTuningTrainsOnlyTheChosenLayers) {
   }
   o.trainable = {"nothing"};
   EXPECT_ERROR_CONTAINS(fine_tune(*m, spec, clean_subset(kData, 0.2, 1), "synthetic", o), "no parameter under \"nothing\"");
+}
+
+// --ste: fine-tuning the quantized model itself; its weights move through the straight-through
+// quantizers (every conv and linear weight changes) and its qparams stay as calibrated.
+TEST(Removal, FineTuningTheQuantizedModelMovesItsWeightsThroughTheQuantizers) {
+  nn::ModelSpec spec;
+  auto m = test::warmed_model("resnet18:width=2", spec, 5, 20);
+  quant::QuantizedModel q(spec, *m, quant::preset("mqbench", 4));
+  q.calibrate({test::randn({8, 3, 32, 32}, 3)});
+  nn::StateDict before;
+  for (auto& [k, t] : q.model().state_dict()) before.emplace_back(k, t.clone());
+  const Tensor scale = q.layers()[3].weight->qparams().scale.clone();
+  FineTuneOptions o;
+  o.epochs = 1;
+  o.batch = 16;
+  o.max_steps = 3;
+  o.lr = 1e-2;
+  o.progress = false;
+  fine_tune(q.model(), spec, clean_subset(kData, 0.2, 1), "synthetic", o);
+  int64_t moved = 0, weights = 0;
+  for (auto& [k, t] : q.model().named_parameters()) {
+    if (k.size() < 7 || k.compare(k.size() - 7, 7, ".weight") != 0 || t.dim() < 2) continue;
+    ++weights;
+    for (auto& [k2, t2] : before)
+      if (k2 == k) moved += !test::bitwise_equal(t, t2);
+  }
+  EXPECT_EQ(moved, weights);
+  EXPECT_GT(weights, 15);
+  EXPECT_TRUE(test::bitwise_equal(q.layers()[3].weight->qparams().scale, scale));
 }
 
 TEST(Removal, FinePruningMasksTheLeastActiveChannels) {
