@@ -87,6 +87,12 @@ int defend_removal(const po::variables_map& vm) {
   DEAREST_CHECK(!standards.empty(), "--standard: give at least one preset:bits");
   calib_options(vm, "synthetic");  // option errors before any file is read
   const bool ste = vm["ste"].as<bool>();
+  std::vector<double> nad_betas;
+  for (const auto& b : split_list(vm["nad-betas"].as<std::string>())) {
+    nad_betas.push_back(parse_number(b, "--nad-betas"));
+    DEAREST_CHECK(nad_betas.back() >= 0, "--nad-betas: expected non-negative weights, got ", b);
+  }
+  DEAREST_CHECK(!nad_betas.empty(), "--nad-betas: at least one weight");
   DEAREST_CHECK(!ste || method != "mcr", "--ste: mcr through the straight-through estimator is not built (ft, fp, nad, ibau are)");
   DEAREST_CHECK(!ste || !standards[0].config().fold_bn, "--ste: ", standards[0].label(),
                 " folds BN into the weights; the STE defenses train unfolded quantized models (mqbench, qu-anti-zation)");
@@ -135,7 +141,7 @@ int defend_removal(const po::variables_map& vm) {
     no.teacher.out_dir = out + "/teacher";
     no.student = fo;
     if (vm.count("nad-layers")) no.layers = split_list(vm["nad-layers"].as<std::string>());
-    for (const auto& b : split_list(vm["nad-betas"].as<std::string>())) no.betas.push_back(parse_number(b, "--nad-betas"));
+    no.betas = nad_betas;
     if (no.layers.empty()) no.layers = defenses::attention_layers(target, spec);
     if (no.betas.size() == 1) no.betas.assign(no.layers.size(), no.betas[0]);
     no.p = vm["nad-p"].as<double>();
