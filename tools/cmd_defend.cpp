@@ -112,6 +112,9 @@ int defend(const po::variables_map& vm) {
   const bool quiet = vm["quiet"].as<bool>();
   defenses::EfrapOptions eo = efrap_options(vm);  // option errors before any file is read
   calib_options(vm, "synthetic");  // option errors before any file is read
+  const std::string standard_list = vm.count("standard") ? vm["standard"].as<std::string>() : "mqbench:" + std::to_string(bits);
+  const std::vector<attacks::QuantTarget> standards = attacks::parse_quant_targets(standard_list);
+  DEAREST_CHECK(!standards.empty(), "--standard: give at least one preset:bits");
   std::string trigger_spec;
   attacks::JudgeOptions jo = backdoor_options(vm, file, &trigger_spec);
   nn::LoadedModel lm = nn::load_model(file);
@@ -170,9 +173,6 @@ int defend(const po::variables_map& vm) {
   jo.efrap_calib = co;  // a standard mqbench model calibrates as the defended one did
   attacks::Judge judge(jo);
   const attacks::BackdoorMetrics def = judge.float_metrics(q.model());
-  std::string standard_list = vm.count("standard") ? vm["standard"].as<std::string>() : "mqbench:" + std::to_string(bits);
-  std::vector<attacks::QuantTarget> standards = attacks::parse_quant_targets(standard_list);
-  DEAREST_CHECK(!standards.empty(), "--standard: give at least one preset:bits");
   // The float model and the standard quantizers do not depend on the defense: several defenses of
   // one model can share them through --standard-cache.
   const Json key = standard_key(*lm.model, vm["data"].as<std::string>(), trigger_spec, jo, standard_list, co);

@@ -69,7 +69,7 @@ expect_error "--calib-split: expected train or test" defend efrap $common --cali
 # shellcheck disable=SC2086
 expect_error "calibration set must have images" defend efrap --model "$t/bd.safetensors" --data synthetic:512 --calib-size 0 --out "$t/bad"
 # shellcheck disable=SC2086
-expect_error "unknown preset" defend efrap $common --standard nothing:4 --out "$t/bad"
+expect_error "unknown preset" defend efrap $common --standard nothing:4 --iterations 1 --out "$t/bad"
 # shellcheck disable=SC2086
 expect_error "third field may only be" defend efrap $common --standard mqbench:4:other --out "$t/bad"
 # shellcheck disable=SC2086
