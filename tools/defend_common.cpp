@@ -15,6 +15,10 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 void write_text(const std::string& path, const std::string& text) {
+  // The folder may not exist yet (a --standard-cache beside the output): a finished defense must
+  // not be lost to it.
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
   {
     std::ofstream f(path + ".tmp");
     f << text;

@@ -21,7 +21,7 @@ common="--model $t/bd.safetensors --data synthetic:512 --calib-size 64 --calib-p
 std="qu-anti-zation:4,qu-anti-zation:4:flipped,mqbench:4"
 for m in efrap nearest flipped omse ocs aciq; do
   # shellcheck disable=SC2086
-  "$bin" defend $m $common --bits 4 --quiet --iterations 20 --standard "$std" --standard-cache "$t/std.json" --out "$t/$m" > "$t/$m.txt"
+  "$bin" defend $m $common --bits 4 --quiet --iterations 20 --standard "$std" --standard-cache "$t/cache/std.json" --out "$t/$m" > "$t/$m.txt"
   [ -f "$t/$m/quantized.safetensors" ] || fail "$m wrote no quantized model"
   for key in '"dtm"' '"qu-anti-zation@4/flipped"' '"calibration_split": "train"'; do
     grep -qF "$key" "$t/$m/summary.json" || fail "$m: no $key in summary.json"
@@ -32,7 +32,7 @@ grep -q "efrap@4" "$t/efrap.txt" || fail "efrap printed no result row"
 for m in ft fp nad mcr ibau; do
   # shellcheck disable=SC2086
   "$bin" defend $m $common --bits 4 --quiet --epochs 1 --teacher-epochs 1 --curve-epochs 1 --ibau-rounds 1 --ibau-batch 16 --max-steps 2 --clean-portion 0.2 --standard "$std" \
-    --standard-cache "$t/std.json" --out "$t/$m" > "$t/$m.txt"
+    --standard-cache "$t/cache/std.json" --out "$t/$m" > "$t/$m.txt"
   for key in '"dtm"' '"defended_float"' '"standard_from_cache": true'; do
     grep -qF "$key" "$t/$m/summary.json" || fail "$m: no $key in summary.json"
   done
