@@ -49,21 +49,8 @@ McrCurve mcr(nn::Module& model, const nn::ModelSpec& spec, const data::DatasetPt
 
   const FineTuneOptions& s = o.curve;
   auto opt = nn::make_optimizer(s.optimizer, *c.bend, s.lr, s.momentum, s.wd, false, "mcr optimizer");
-  data::LoaderOptions lo;
-  lo.batch_size = s.batch;
-  lo.shuffle = true;
-  lo.drop_last = clean->size() > s.batch;
-  lo.seed = s.seed;
-  data::LoaderSource src(std::make_shared<data::DataLoader>(clean, data::train_transform(kind), lo));
-  nn::TrainOptions to;
-  to.epochs = s.epochs;
-  to.out_dir = s.out_dir;
-  to.resume = s.resume;
-  to.progress = s.progress;
-  to.seed = s.seed;
-  to.eval_every = 0;
-  to.max_steps_per_epoch = s.max_steps;
-  nn::Trainer trainer(*c.bend, spec, *opt, nn::Schedule::parse(s.schedule), to);
+  data::LoaderSource src = clean_batches(clean, kind, s);
+  nn::Trainer trainer(*c.bend, spec, *opt, nn::Schedule::parse(s.schedule), trainer_options(s));
   int64_t step = 0;
   const double l2 = o.l2;
   // d/dtheta1 of the loss at theta(t) is 2t(1-t) times its gradient there. The returned value is

@@ -71,22 +71,8 @@ NadResult nad(nn::Module& model, const nn::ModelSpec& spec, const data::DatasetP
 
   const FineTuneOptions& s = o.student;
   auto opt = nn::make_optimizer(s.optimizer, model, s.lr, s.momentum, s.wd, false, "nad optimizer");
-  data::LoaderOptions lo;
-  lo.batch_size = s.batch;
-  lo.shuffle = true;
-  lo.drop_last = clean->size() > s.batch;
-  lo.seed = s.seed;
-  data::LoaderSource src(std::make_shared<data::DataLoader>(clean, data::train_transform(kind), lo));
-  nn::TrainOptions to;
-  to.epochs = s.epochs;
-  to.out_dir = s.out_dir;
-  to.resume = s.resume;
-  to.progress = s.progress;
-  to.seed = s.seed;
-  to.eval_every = 0;
-  to.max_steps_per_epoch = s.max_steps;
-  to.batchnorm_eval = s.batchnorm_eval;
-  nn::Trainer trainer(model, spec, *opt, nn::Schedule::parse(s.schedule), to);
+  data::LoaderSource src = clean_batches(clean, kind, s);
+  nn::Trainer trainer(model, spec, *opt, nn::Schedule::parse(s.schedule), trainer_options(s));
   FeatureTap student_tap(model, r.layers), teacher_tap(*teacher, r.layers);
   const double p = o.p;
   const std::vector<double> betas = r.betas;

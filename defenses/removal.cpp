@@ -22,6 +22,28 @@ data::DatasetPtr clean_subset(const data::DataSpec& spec, double portion, uint64
   return data::random_split(train, {n}, seed).at(0);
 }
 
+data::LoaderSource clean_batches(const data::DatasetPtr& clean, const std::string& kind, const FineTuneOptions& o) {
+  data::LoaderOptions lo;
+  lo.batch_size = o.batch;
+  lo.shuffle = true;
+  lo.drop_last = clean->size() > o.batch;  // BackdoorBox: drop_last=True
+  lo.seed = o.seed;
+  return data::LoaderSource(std::make_shared<data::DataLoader>(clean, data::train_transform(kind), lo));
+}
+
+nn::TrainOptions trainer_options(const FineTuneOptions& o) {
+  nn::TrainOptions to;
+  to.epochs = o.epochs;
+  to.out_dir = o.out_dir;
+  to.resume = o.resume;
+  to.progress = o.progress;
+  to.seed = o.seed;
+  to.eval_every = 0;
+  to.max_steps_per_epoch = o.max_steps;
+  to.batchnorm_eval = o.batchnorm_eval;
+  return to;
+}
+
 std::vector<nn::EpochStats> fine_tune(nn::Module& model, const nn::ModelSpec& spec, const data::DatasetPtr& clean,
                                       const std::string& kind, const FineTuneOptions& o) {
   DEAREST_CHECK(o.epochs >= 0 && o.batch >= 1, "fine-tune: epochs must be >= 0 and batch >= 1");
@@ -35,22 +57,8 @@ std::vector<nn::EpochStats> fine_tune(nn::Module& model, const nn::ModelSpec& sp
     model.set_trainable(true, prefix);
   }
   auto opt = nn::make_optimizer(o.optimizer, model, o.lr, o.momentum, o.wd, false, "fine-tune optimizer");
-  data::LoaderOptions lo;
-  lo.batch_size = o.batch;
-  lo.shuffle = true;
-  lo.drop_last = clean->size() > o.batch;  // BackdoorBox: drop_last=True
-  lo.seed = o.seed;
-  data::LoaderSource src(std::make_shared<data::DataLoader>(clean, data::train_transform(kind), lo));
-  nn::TrainOptions to;
-  to.epochs = o.epochs;
-  to.out_dir = o.out_dir;
-  to.resume = o.resume;
-  to.progress = o.progress;
-  to.seed = o.seed;
-  to.eval_every = 0;
-  to.max_steps_per_epoch = o.max_steps;
-  to.batchnorm_eval = o.batchnorm_eval;
-  nn::Trainer trainer(model, spec, *opt, nn::Schedule::parse(o.schedule), to);
+  data::LoaderSource src = clean_batches(clean, kind, o);
+  nn::Trainer trainer(model, spec, *opt, nn::Schedule::parse(o.schedule), trainer_options(o));
   auto stats = trainer.fit(src);
   model.set_trainable(true);
   model.eval();

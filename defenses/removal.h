@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "data/loader_source.h"
 #include "data/registry.h"
 #include "nn/models.h"
 #include "nn/trainer.h"
@@ -29,6 +30,11 @@ struct FineTuneOptions {
   bool resume = true, progress = true;
   uint64_t seed = 0;
 };
+
+// What every trained removal defense runs on: the clean subset's batches (training transforms,
+// shuffled, drop_last as BackdoorBox) and the trainer options a FineTuneOptions asks for.
+data::LoaderSource clean_batches(const data::DatasetPtr& clean, const std::string& kind, const FineTuneOptions& o);
+nn::TrainOptions trainer_options(const FineTuneOptions& o);
 
 // Fine-tunes `model` in place with cross-entropy on `clean` (the training transforms of `kind`).
 // Returns every epoch's statistics.
