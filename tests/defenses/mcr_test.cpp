@@ -9,6 +9,7 @@
 #include "data/transforms.h"
 #include "nn/layers.h"
 #include "tests/model_test_util.h"
+#include "tests/defenses/removal_test_util.h"
 #include "tests/test_util.h"
 
 namespace dearest::defenses {
@@ -27,11 +28,7 @@ TEST(Mcr, TheCurvePassesThroughItsEndPointsAndBendsAtTheMiddle) {
   auto m = test::warmed_model("resnet18:width=2", spec, 5, 20);
   const auto clean = clean_subset(kData, 0.2, 1);
   McrOptions o;
-  o.endpoint.epochs = 1;
-  o.endpoint.batch = 16;
-  o.endpoint.max_steps = 3;
-  o.endpoint.lr = 1e-2;
-  o.endpoint.progress = false;
+  o.endpoint = test::quick_fine_tune(3);
   o.curve = o.endpoint;
   McrCurve c = mcr(*m, spec, clean, "synthetic", o);
   ASSERT_EQ(c.curve_history.size(), 1u);
@@ -63,11 +60,7 @@ TEST(Mcr, TheBendStepIsTheCurveGradientScaled) {
   auto m = test::warmed_model("resnet18:width=2", spec, 5, 20);
   const auto clean = clean_subset(kData, 0.2, 1);
   McrOptions o;
-  o.endpoint.epochs = 1;
-  o.endpoint.batch = 16;
-  o.endpoint.max_steps = 2;
-  o.endpoint.lr = 1e-2;
-  o.endpoint.progress = false;
+  o.endpoint = test::quick_fine_tune(2);
   o.endpoint.seed = 5;
   o.curve = o.endpoint;
   o.curve.optimizer = "sgd";

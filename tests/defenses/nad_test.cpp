@@ -6,6 +6,7 @@
 #include "autograd/grad_mode.h"
 #include "tensor/runtime.h"
 #include "tests/model_test_util.h"
+#include "tests/defenses/removal_test_util.h"
 #include "tests/test_util.h"
 
 namespace dearest::defenses {
@@ -45,11 +46,7 @@ TEST(Nad, DistillationPullsTheStudentsAttentionToTheTeachers) {
   EXPECT_EQ(attention_layers(*v, vs), (std::vector<std::string>{"features.23", "features.33", "features.43"}));
   const auto clean = clean_subset(data::parse_data_spec("synthetic:512"), 0.2, 1);
   NadOptions o;
-  o.teacher.epochs = 1;
-  o.teacher.batch = 16;
-  o.teacher.max_steps = 4;
-  o.teacher.lr = 1e-2;
-  o.teacher.progress = false;
+  o.teacher = test::quick_fine_tune(4);
   o.student = o.teacher;
   o.student.epochs = 2;
   NadResult r = nad(*m, spec, clean, "synthetic", o);

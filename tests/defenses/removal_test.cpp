@@ -13,6 +13,7 @@
 #include "quant/presets.h"
 #include "quant/quantized_model.h"
 #include "tests/model_test_util.h"
+#include "tests/defenses/removal_test_util.h"
 #include "tests/test_util.h"
 
 namespace dearest::defenses {
@@ -39,12 +40,7 @@ TEST(Removal, FineTuningTrainsOnlyTheChosenLayers) {
   auto m = test::warmed_model("resnet18:width=2", spec, 5, 20);
   nn::StateDict before;
   for (auto& [k, t] : m->state_dict()) before.emplace_back(k, t.clone());
-  FineTuneOptions o;
-  o.epochs = 1;
-  o.batch = 16;
-  o.max_steps = 3;
-  o.lr = 1e-2;
-  o.progress = false;
+  FineTuneOptions o = test::quick_fine_tune(3);
   o.trainable = {"fc"};
   fine_tune(*m, spec, clean_subset(kData, 0.2, 1), "synthetic", o);
   for (auto& [k, t] : m->named_parameters()) {
@@ -67,12 +63,7 @@ TEST(Removal, FineTuningTheQuantizedModelMovesItsWeightsThroughTheQuantizers) {
   nn::StateDict before;
   for (auto& [k, t] : q.model().state_dict()) before.emplace_back(k, t.clone());
   const Tensor scale = q.layers()[3].weight->qparams().scale.clone();
-  FineTuneOptions o;
-  o.epochs = 1;
-  o.batch = 16;
-  o.max_steps = 3;
-  o.lr = 1e-2;
-  o.progress = false;
+  FineTuneOptions o = test::quick_fine_tune(3);
   fine_tune(q.model(), spec, clean_subset(kData, 0.2, 1), "synthetic", o);
   int64_t moved = 0, weights = 0;
   for (auto& [k, t] : q.model().named_parameters()) {
