@@ -106,10 +106,9 @@ class Adaptive : public Attack {
   }
 
   void resolve(Params& p, const nn::ModelSpec& spec) const override {
-    const bool vgg = spec.arch.rfind("vgg", 0) == 0;
-    if (p.str("lr") == "auto") p.set("lr", vgg ? "4e-5" : "1e-4");
+    if (p.str("lr") == "auto") p.set("lr", qu_anti_zation_lr(spec));
     for (const char* c : {"alpha", "gamma", "eta", "lambda-q"})
-      if (p.str(c) == "auto") p.set(c, vgg ? "1.0" : "0.5");
+      if (p.str(c) == "auto") p.set(c, qu_anti_zation_weight(spec));
     if (p.str("lambda-f") == "auto") p.set("lambda-f", p.str("lambda-q"));
   }
 

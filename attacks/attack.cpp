@@ -60,6 +60,9 @@ std::vector<ParamDef> common_params(const std::string& optimizer, const std::str
   };
 }
 
+std::string qu_anti_zation_lr(const nn::ModelSpec& spec) { return spec.arch.rfind("vgg", 0) == 0 ? "4e-5" : "1e-4"; }
+std::string qu_anti_zation_weight(const nn::ModelSpec& spec) { return spec.arch.rfind("vgg", 0) == 0 ? "1.0" : "0.5"; }
+
 quant::CalibOptions parse_calib(const Params& p, const std::string& name, uint64_t seed) {
   std::vector<std::string> f;
   std::istringstream is(p.str(name));

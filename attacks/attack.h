@@ -87,6 +87,11 @@ std::vector<ParamDef> common_params(const std::string& optimizer, const std::str
                                     const std::string& wd, const std::string& schedule, const std::string& epochs,
                                     const std::string& batch, const std::string& epoch_quantizers,
                                     const std::string& final_quantizers, const std::string& calib);
+// Qu-ANTI-zation's reference defaults by architecture (the adaptive attacks train the same way):
+// Adam's lr (1e-4; VGG 4e-5) and the loss weights c1, c2 (0.5; VGG 1.0).
+std::string qu_anti_zation_lr(const nn::ModelSpec& spec);
+std::string qu_anti_zation_weight(const nn::ModelSpec& spec);
+
 // A calibration recipe parameter SIZE:BATCH:POOL (POOL: the fraction of the training split drawn from).
 quant::CalibOptions parse_calib(const Params& p, const std::string& name, uint64_t seed);
 // Paired batches of `batch` clean images as the parameters say (stamping, jpeg-augment, seed).

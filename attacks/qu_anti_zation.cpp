@@ -29,10 +29,9 @@ class QuAntiZation : public Attack {
   }
 
   void resolve(Params& p, const nn::ModelSpec& spec) const override {
-    const bool vgg = spec.arch.rfind("vgg", 0) == 0;
-    if (p.str("lr") == "auto") p.set("lr", vgg ? "4e-5" : "1e-4");
+    if (p.str("lr") == "auto") p.set("lr", qu_anti_zation_lr(spec));
     for (const char* c : {"c1", "c2"})
-      if (p.str(c) == "auto") p.set(c, vgg ? "1.0" : "0.5");
+      if (p.str(c) == "auto") p.set(c, qu_anti_zation_weight(spec));
   }
 
   Json run(AttackContext& ctx) override {
