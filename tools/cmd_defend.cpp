@@ -264,7 +264,7 @@ Command defend_command() {
                 ("print-every", po::value<int64_t>()->default_value(1000), "EFRAP: progress line every this many iterations")
                 ("clean-portion", po::value<double>()->default_value(0.05), "ft, fp: the defender's clean data, a seeded random fraction of the training split")
                 ("epochs", po::value<int64_t>()->default_value(50), "ft, fp: fine-tuning epochs")
-                ("batch", po::value<int64_t>()->default_value(64), "ft, fp: fine-tuning batch")
+                ("train-batch", po::value<int64_t>()->default_value(64), "ft, fp, nad, mcr: fine-tuning batch")
                 ("optimizer", po::value<std::string>()->default_value("adam"), "ft, fp: sgd, adam or adamw")
                 ("momentum", po::value<double>()->default_value(0.9), "ft, fp: SGD momentum")
                 ("wd", po::value<double>()->default_value(0.0), "ft, fp: weight decay")

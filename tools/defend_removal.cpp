@@ -34,7 +34,7 @@ defenses::FineTuneOptions fine_tune_options(const po::variables_map& vm) {
   o.wd = vm["wd"].as<double>();
   o.schedule = vm["schedule"].as<std::string>();
   o.epochs = vm["epochs"].as<int64_t>();
-  o.batch = vm["batch"].as<int64_t>();
+  o.batch = vm["train-batch"].as<int64_t>();
   o.max_steps = vm["max-steps"].as<int64_t>();
   if (vm.count("trainable")) o.trainable = split_list(vm["trainable"].as<std::string>());
   o.batchnorm_eval = vm["bn-eval"].as<bool>();
@@ -42,7 +42,7 @@ defenses::FineTuneOptions fine_tune_options(const po::variables_map& vm) {
   o.progress = !vm["quiet"].as<bool>();
   o.seed = vm["seed"].as<uint64_t>();
   DEAREST_CHECK(o.epochs >= 0, "--epochs: expected >= 0, got ", o.epochs);
-  DEAREST_CHECK(o.batch >= 1, "--batch: expected >= 1, got ", o.batch);
+  DEAREST_CHECK(o.batch >= 1, "--train-batch: expected >= 1, got ", o.batch);
   DEAREST_CHECK(o.lr > 0, "--lr: expected a positive learning rate, got ", o.lr);
   DEAREST_CHECK(o.optimizer == "sgd" || o.optimizer == "adam" || o.optimizer == "adamw",
                 "--optimizer: expected sgd, adam or adamw, got \"", o.optimizer, "\"");
