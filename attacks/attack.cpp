@@ -54,6 +54,7 @@ std::vector<ParamDef> common_params(const std::string& optimizer, const std::str
       {"epoch-quantizers", epoch_quantizers, "quantizers judged after every epoch (preset:bits, comma separated)"},
       {"final-quantizers", final_quantizers, "quantizers the result is judged under; the first is the attack's standard one"},
       {"calib", calib, "calibration of the quantizers other than mqbench: SIZE:BATCH:POOL (POOL: fraction of the training split)"},
+      {"mqbench-calib", "1024:32:0.05", "calibration of mqbench, as dearest defend efrap calibrates: SIZE:BATCH:POOL (seed 1005)"},
       {"eval-images", "2000", "test images judged after every epoch (0: all); the final verdict uses all"},
       {"include-target", "false", "count the target class's own images in the ASR"},
       {"source-classes", "", "source-specific backdoor: only images of these classes (comma separated) go to the target"},
@@ -308,6 +309,7 @@ Json run_attack(const std::string& name, const AttackSetup& setup) {
   jo.sources = ctx.sources;
   jo.batch = p.integer("batch");
   jo.calib = parse_calib(p, "calib", setup.seed);
+  jo.efrap_calib = parse_calib(p, "mqbench-calib", quant::CalibOptions{}.seed);
   const std::vector<QuantTarget> finals = parse_quant_targets(p.str("final-quantizers"));
   Judge final_judge(jo);
   jo.images = p.integer("eval-images");

@@ -3,7 +3,7 @@
 # on the 2-core development machine; the reference epoch counts are in each attack's --params):
 #   bench/attack_cifar10.sh DEAREST_BINARY DATA_DIR RUNS_DIR [RUN ...]
 # RUN: qu-r18 ca8-r18 ca8-r18-lowlr ca4-r18 ca4-r18-8ep ca4-r18-lr01 pq-r18 qu-vgg pq-vgg qu4-r18
-# adaptive-r18 adaptive-random-r18 adaptive-efrap-r18 (default: the first eight). The clean models are
+# adaptive-r18 adaptive-random-r18 adaptive-efrap-r18 badnets-r18 (default: the first eight). The clean models are
 # RUNS_DIR/cifar10-r18w16-jpeg and RUNS_DIR/cifar10-vgg16bnw16-jpeg (docs/nn.md). A rerun resumes.
 set -eu
 bin=$1 data=$2 runs=$3
@@ -35,6 +35,9 @@ for run in "$@"; do
     adaptive-r18) args="adaptive --model $runs/attacks/qu-r18.safetensors --set bits=4 --set epochs=3 $adaptive_q" ;;
     adaptive-random-r18) args="adaptive --model $runs/attacks/qu-r18.safetensors --set bits=4 --set epochs=2 --set flip=random --set flip-rate=0.2 $adaptive_q" ;;
     adaptive-efrap-r18) args="adaptive --model $runs/attacks/qu-r18.safetensors --set bits=4 --set epochs=1 --set flip=efrap $adaptive_q" ;;
+    # the conventional always-on backdoor the detectors must flag (docs/defenses.md): 4 epochs of
+    # poisoned fine-tuning of the clean model
+    badnets-r18) args="badnets --model $r18 --set epochs=4" ;;
     *) echo "unknown run $run" >&2; exit 2 ;;
   esac
   mkdir -p "$runs/attacks"
