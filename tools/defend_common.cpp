@@ -1,5 +1,7 @@
 #include "tools/defend_common.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -19,11 +21,14 @@ void write_text(const std::string& path, const std::string& text) {
   // not be lost to it.
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
+  // The process id in the temporary's name: parallel cells of a study share standard caches.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
-    std::ofstream f(path + ".tmp");
+    std::ofstream f(tmp);
     f << text;
+    DEAREST_CHECK(f.good(), tmp, ": cannot write");
   }
-  std::filesystem::rename(path + ".tmp", path);
+  std::filesystem::rename(tmp, path);
 }
 
 Json metrics_json(const attacks::BackdoorMetrics& m) {

@@ -1,0 +1,71 @@
+#!/bin/sh
+# dearest experiment end to end on configs/smoke.ini: malformed studies refused before anything
+# runs (naming the line), a run killed halfway, a rerun that finishes without recomputing the
+# finished cells, a third run that computes nothing, and the results files.
+set -eu
+bin=$1 smoke=$2
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+# ---- malformed studies: refused, the line named, nothing written
+refuse() {  # want-line want-text: the study is $t/bad.ini
+  if "$bin" experiment "$t/bad.ini" --out "$t/bad" > "$t/out.txt" 2>&1; then fail "accepted: $(cat "$t/bad.ini")"; fi
+  grep -qF "bad.ini:$1: " "$t/out.txt" || fail "no line $1 in: $(cat "$t/out.txt")"
+  grep -qF "$2" "$t/out.txt" || fail "expected \"$2\" in: $(cat "$t/out.txt")"
+  [ ! -e "$t/bad" ] || fail "a refused study wrote $t/bad"
+}
+study() { printf '[study]\ndatasets = synthetic:600\nmodels = resnet18:width=2\nattacks = qu-anti-zation\nbits = 4\ndefenses = nearest\n%s\n' "$1" > "$t/bad.ini"; }
+study 'colour = blue'; refuse 7 'unknown key "colour" in [study]'
+study 'attacks = badnet'; sed -i '4d' "$t/bad.ini"; refuse 6 'unknown attack "badnet"'
+study 'jobs = two'; refuse 7 'jobs: expected a whole number'
+study '[train]
+epochs = many'; refuse 8 'bad value for "epochs" (dearest train)'
+study '[train]
+epoch = 3'; refuse 8 'unknown key "epoch": not an option of dearest train'
+study '[attack]
+lr = fast'; refuse 8 'bad value for "lr" (attack qu-anti-zation): expected a number'
+study '[attack qu-anti-zation]
+c3 = 1'; refuse 8 'unknown key "c3": not a parameter of attack qu-anti-zation'
+study '[defend]
+iterations = 1.5'; refuse 8 'bad value for "iterations" (dearest defend)'
+study '[defend]
+out = x'; refuse 8 '"out" is set by the study itself'
+study '[defence]'; refuse 7 'unknown section [defence]'
+study 'bits = 4, 16'; sed -i '5d' "$t/bad.ini"; refuse 6 'bits: expected a whole number in [2, 8], got "16"'
+study '[defend ft]
+epochs = 1'; refuse 8 '[defend ft]: ft is not among the study'
+echo "ok: malformed studies refused"
+
+# ---- a run killed halfway, then resumed
+out=$t/smoke
+setsid "$bin" experiment "$smoke" --out "$out" --quiet > "$t/run1.txt" 2>&1 &
+pid=$!
+i=0
+until ls "$out"/artifacts/defend-*/summary.json > /dev/null 2>&1; do
+  sleep 0.2; i=$((i + 1)); [ $i -lt 1500 ] || fail "no cell finished in 300 s"
+  kill -0 $pid 2> /dev/null || fail "the first run ended before it could be killed: $(cat "$t/run1.txt")"
+done
+kill -TERM -$pid || fail "could not kill the run"
+wait $pid 2> /dev/null || true
+finished=$(ls "$out"/artifacts/defend-*/summary.json)
+n1=$(echo "$finished" | wc -l)
+total=$("$bin" experiment "$smoke" --out "$out" --dry-run | grep -c "^  dearest defend")
+[ "$n1" -lt "$total" ] || fail "the run was not killed halfway ($n1 of $total cells done)"
+for f in $finished; do touch -r "$f" "$f.before"; done
+"$bin" experiment "$smoke" --out "$out" --quiet > "$t/run2.txt" 2>&1 || fail "the rerun failed: $(cat "$t/run2.txt")"
+for f in $finished; do [ ! "$f" -nt "$f.before" ] || fail "a finished cell was recomputed: $f"; done
+n2=$(ls "$out"/artifacts/defend-*/summary.json | wc -l)
+[ "$n2" = "$total" ] || fail "the rerun finished $n2 of $total cells"
+grep -qE ' [1-9][0-9]* reused' "$t/run2.txt" || fail "the rerun reused nothing: $(cat "$t/run2.txt")"
+"$bin" experiment "$smoke" --out "$out" --quiet > "$t/run3.txt" 2>&1
+grep -qF ': 0 steps run' "$t/run3.txt" || fail "a third run computed something: $(cat "$t/run3.txt")"
+echo "ok: killed after $n1 of $total cells; the rerun kept them and finished; a third run computed nothing"
+
+# ---- the results
+[ "$(wc -l < "$out/results.csv")" = $((total + 1)) ] || fail "results.csv: expected $total rows"
+grep -qF '| synthetic:600 | resnet18:width=2 | qu-anti-zation |' "$out/tables.md" || fail "tables.md has no qu-anti-zation row"
+grep -qF '±' "$out/tables.md" || fail "tables.md: no mean±std over the seeds"
+grep -qF '"finished": '"$total" "$out/results.json" || fail "results.json: not every cell finished"
+ls "$out"/figures/*.svg > /dev/null || fail "no figures"
+echo "ok: results.csv, results.json, tables.md, figures"

@@ -1,0 +1,100 @@
+// dearest experiment STUDY.ini: runs a study's matrix (tools/study.h), cells in parallel when asked,
+// every artifact cached so that a rerun computes only what is missing, then writes the results
+// CSV/JSON, the paper-style tables and the figures.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "tensor/error.h"
+#include "tools/cli.h"
+#include "tools/defend_common.h"
+#include "tools/study.h"
+
+namespace dearest::cli {
+
+namespace {
+
+int experiment(const po::variables_map& vm) {
+  StudyConfig c = load_study(vm["study"].as<std::string>());
+  if (vm.count("out")) c.out = vm["out"].as<std::string>();
+  if (vm.count("jobs")) c.jobs = vm["jobs"].as<int>();
+  DEAREST_CHECK(c.jobs >= 1, "--jobs: expected >= 1, got ", c.jobs);
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = vm.count("threads") ? vm["threads"].as<int>() : c.threads > 0 ? c.threads : std::max(1, cores / c.jobs);
+  const std::vector<Cell> cells = study_cells(c, threads);
+  const bool quiet = vm["quiet"].as<bool>();
+  if (vm["dry-run"].as<bool>()) {
+    std::cout << c.name << ": " << cells.size() << " cells, " << c.jobs << " at once, " << threads
+              << " threads per command; outputs in " << c.out << "\n";
+    for (const Cell& cell : cells) {
+      std::cout << "\n" << cell.label() << "\n";
+      for (const Step& s : cell.steps) std::cout << "  dearest " << shell_line(s.args) << "\n";
+    }
+    return 0;
+  }
+  write_text(c.out + "/study.ini", c.text);
+  if (!quiet)
+    std::cerr << c.name << ": " << cells.size() << " cells, " << c.jobs << " at once, " << threads
+              << " threads per command; outputs in " << c.out << "\n";
+  std::atomic<size_t> next{0};
+  std::mutex io;
+  std::vector<std::string> failures;
+  size_t ran = 0, reused = 0;
+  auto worker = [&] {
+    for (size_t i; (i = next++) < cells.size();) {
+      const Cell& cell = cells[i];
+      char head[64];
+      std::snprintf(head, sizeof head, "[%zu/%zu] ", i + 1, cells.size());
+      try {
+        for (const Step& s : cell.steps) {
+          const StepOutcome o = run_step(s, head + cell.label() + ", " + s.label + ": ", !quiet && c.jobs == 1);
+          std::lock_guard<std::mutex> lock(io);
+          (o.cached ? reused : ran)++;
+          if (!quiet && !o.cached) {
+            char b[32];
+            std::snprintf(b, sizeof b, "%.0f s", o.seconds);
+            std::cerr << head << cell.label() << ", " << s.label << ": " << b << "\n";
+          }
+        }
+        if (!quiet) {
+          std::lock_guard<std::mutex> lock(io);
+          std::cerr << head << cell.label() << ": done\n";
+        }
+      } catch (const Error& e) {
+        std::lock_guard<std::mutex> lock(io);
+        failures.push_back(cell.label() + ": " + e.what());
+        std::cerr << head << cell.label() << ": FAILED: " << e.what() << "\n";
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int j = 0; j < c.jobs; ++j) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  const std::string md = write_study_results(c, cells);
+  if (!vm["quiet"].as<bool>()) std::cout << md;
+  std::cerr << c.name << ": " << ran << " steps run, " << reused << " reused; " << failures.size()
+            << " cells failed; results in " << c.out << "/tables.md, results.csv, results.json\n";
+  for (const auto& f : failures) std::cerr << "  failed: " << f << "\n";
+  return failures.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+Command experiment_command() {
+  return {"experiment", "run a study (dataset x model x attack x bits x defense x seed) from an INI file, cached and resumable",
+          [](po::options_description& d) {
+            d.add_options()
+                ("study", po::value<std::string>()->required(), "the study file (configs/*.ini; see docs/experiments.md)")
+                ("out", po::value<std::string>(), "output folder (default: the study's out, else runs/experiments/NAME)")
+                ("jobs", po::value<int>(), "cells run at once (default: the study's jobs, else 1)")
+                ("dry-run", po::bool_switch()->default_value(false), "check the study and print every cell's commands; run nothing")
+                ("quiet", po::bool_switch()->default_value(false), "no progress on stderr, no tables on stdout");
+          },
+          experiment,
+          {"study"}};
+}
+
+}  // namespace dearest::cli

@@ -1,0 +1,167 @@
+#include "tools/pipeline.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "tensor/error.h"
+#include "tensor/sha256.h"
+#include "tools/defend_common.h"
+
+namespace dearest::cli {
+
+namespace fs = std::filesystem;
+
+std::string self_program() {
+  std::error_code ec;
+  const fs::path p = fs::read_symlink("/proc/self/exe", ec);
+  DEAREST_CHECK(!ec, "cannot find the running program (/proc/self/exe): ", ec.message());
+  return p.string();
+}
+
+std::string key_of(const std::vector<std::string>& parts) {
+  Sha256 h;
+  for (const auto& s : parts) {
+    const uint64_t n = s.size();
+    h.update(&n, sizeof n);
+    h.update(s.data(), s.size());
+  }
+  return h.hex().substr(0, 16);
+}
+
+Json read_json(const std::string& path) {
+  std::ifstream f(path);
+  DEAREST_CHECK(f.good(), path, ": cannot open");
+  return Json::parse(std::string(std::istreambuf_iterator<char>(f), {}), path);
+}
+
+std::string shell_line(const std::vector<std::string>& args) {
+  std::string out;
+  for (const auto& a : args) {
+    if (!out.empty()) out += ' ';
+    const bool plain = !a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.,:/@+%") == std::string::npos;
+    if (plain) {
+      out += a;
+      continue;
+    }
+    out += '\'';
+    for (char c : a) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    out += '\'';
+  }
+  return out;
+}
+
+namespace {
+
+// The last non-empty line of a progress log, after its last carriage return.
+std::string last_line(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "";
+  f.seekg(0, std::ios::end);
+  const std::streamoff size = f.tellg();
+  const std::streamoff from = std::max<std::streamoff>(0, size - 4096);
+  f.seekg(from);
+  std::string tail(size_t(size - from), '\0');
+  f.read(tail.data(), std::streamsize(tail.size()));
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r' || tail.back() == ' ')) tail.pop_back();
+  const size_t cut = tail.find_last_of("\r\n");
+  return cut == std::string::npos ? tail : tail.substr(cut + 1);
+}
+
+// An exclusive flock on PATH, released when the object goes.
+class FolderLock {
+ public:
+  FolderLock(const std::string& path, const std::string& label) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    DEAREST_CHECK(fd_ >= 0, path, ": cannot open the lock file");
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      std::cerr << label << ": another process is making it; waiting for " << path << "\n";
+      DEAREST_CHECK(::flock(fd_, LOCK_EX) == 0, path, ": cannot lock");
+    }
+  }
+  ~FolderLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace
+
+StepOutcome run_step(const Step& step, const std::string& prefix, bool show_progress) {
+  StepOutcome out;
+  if (fs::exists(step.done)) {
+    out.cached = true;
+    return out;
+  }
+  fs::create_directories(step.dir);
+  FolderLock lock(step.dir + "/.lock", step.label);
+  if (fs::exists(step.done)) {  // made by another process while this one waited
+    out.cached = true;
+    return out;
+  }
+  std::vector<std::string> argv = {self_program()};
+  argv.insert(argv.end(), step.args.begin(), step.args.end());
+  write_text(step.dir + "/command.txt", "dearest " + shell_line(step.args) + "\n");
+  const std::string out_log = step.dir + "/stdout.txt", err_log = step.dir + "/stderr.txt";
+  std::cout.flush();
+  std::cerr.flush();
+  const auto t0 = std::chrono::steady_clock::now();
+  const pid_t pid = ::fork();
+  DEAREST_CHECK(pid >= 0, step.label, ": cannot start a process");
+  if (pid == 0) {
+    // The child dies with the thread that started it: a killed study leaves no step running unlocked.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    const int o = ::open(out_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = ::open(err_log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (o < 0 || e < 0) ::_exit(126);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    ::execv(cargv[0], cargv.data());
+    ::_exit(127);
+  }
+  const bool tty = show_progress && ::isatty(2);
+  int status = 0;
+  size_t shown = 0;
+  for (;;) {
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    DEAREST_CHECK(r == 0, step.label, ": lost the child process");
+    std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 500 : 200));
+    if (tty) {
+      std::string line = prefix + last_line(err_log);
+      if (line.size() > 150) line = line.substr(0, 147) + "...";
+      std::cerr << "\r" << line << std::string(shown > line.size() ? shown - line.size() : 0, ' ') << std::flush;
+      shown = line.size();
+    }
+  }
+  if (tty && shown) std::cerr << "\r" << std::string(shown, ' ') << "\r" << std::flush;
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (!ok) {
+    const std::string why = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                              : "signal " + std::to_string(WTERMSIG(status));
+    fail(step.label, " failed (", why, "): ", last_line(err_log), "\n  command: ", step.dir,
+                 "/command.txt\n  log: ", err_log);
+  }
+  DEAREST_CHECK(fs::exists(step.done), step.label, ": finished but wrote no ", step.done, " (log: ", err_log, ")");
+  return out;
+}
+
+}  // namespace dearest::cli

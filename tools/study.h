@@ -1,0 +1,54 @@
+// A study: the matrix dataset x model x attack x bit width x defense x seed of dearest experiment,
+// read from an INI file and checked whole before anything runs (an unknown section, key, attack or
+// defense, or a value that does not parse, is an error naming FILE:LINE). Each cell is a pipeline
+// of three dearest commands (train, attack, defend) whose artifacts are shared between cells and
+// cached under keys of their command lines (tools/pipeline.h).
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tools/pipeline.h"
+
+namespace dearest::cli {
+
+struct ConfigEntry {
+  std::string key, value;
+  int line = 0;
+};
+
+struct StudyConfig {
+  std::string file, name, out;
+  std::vector<std::string> datasets, models, attacks, defenses;
+  std::vector<int> bits;
+  std::vector<int64_t> seeds;
+  int jobs = 1, threads = 0;  // threads per command (0: the cores shared among the jobs)
+  std::vector<ConfigEntry> train, attack_all, defend_all;
+  std::map<std::string, std::vector<ConfigEntry>> attack_by, defend_by;  // [attack NAME], [defend NAME]
+  std::map<std::string, std::string> standard_by;                         // [attack NAME] standard = ...
+  std::string text;  // the file as read (its key names the study's outputs)
+};
+
+// Reads and checks the whole file; nothing is run.
+StudyConfig load_study(const std::string& path);
+
+struct Cell {
+  std::string dataset, model, attack, defense;
+  int bits = 0;
+  int64_t seed = 0;
+  std::vector<Step> steps;  // clean model, attacked model, defense
+  std::string summary;      // the defense's summary.json
+  std::string label() const;
+};
+
+// The cells in matrix order, their steps' artifact folders under OUT/artifacts.
+std::vector<Cell> study_cells(const StudyConfig& c, int threads_per_command);
+
+// The victim's standard quantizers for an attack at a width (the first is the one DTM uses).
+std::string default_standard(const std::string& attack, int bits);
+
+// Reads every finished cell's summary and writes OUT/results.csv, results.json, tables.md and the
+// figures under OUT/figures; returns the Markdown tables.
+std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& cells);
+
+}  // namespace dearest::cli
