@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -35,6 +36,9 @@ int experiment(const po::variables_map& vm) {
     }
     return 0;
   }
+  for (const auto& m : c.models)
+    DEAREST_CHECK(!is_model_file(m) || std::filesystem::exists(m), c.file, ":", c.models_line, ": clean model file ", m,
+                  " not found (paths are relative to where dearest experiment runs)");
   write_text(c.out + "/study.ini", c.text);
   if (!quiet)
     std::cerr << c.name << ": " << cells.size() << " cells, " << c.jobs << " at once, " << threads

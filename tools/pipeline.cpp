@@ -107,6 +107,7 @@ StepOutcome run_step(const Step& step, const std::string& prefix, bool show_prog
     out.cached = true;
     return out;
   }
+  DEAREST_CHECK(!step.args.empty(), step.label, ": ", step.done, " not found");
   fs::create_directories(step.dir);
   FolderLock lock(step.dir + "/.lock", step.label);
   if (fs::exists(step.done)) {  // made by another process while this one waited

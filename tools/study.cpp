@@ -12,7 +12,9 @@
 #include "attacks/attack.h"
 #include "data/registry.h"
 #include "nn/models.h"
+#include "nn/checkpoint.h"
 #include "tensor/error.h"
+#include "tensor/sha256.h"
 #include "tools/cli.h"
 #include "tools/defend_common.h"
 #include "tools/svg_plot.h"
@@ -27,6 +29,22 @@ const std::vector<std::string>& defense_names() {
   static const std::vector<std::string> n = {"efrap", "nearest", "flipped", "omse", "ocs", "aciq", "ft", "fp",
                                              "nad", "mcr", "ibau", "ft-ste", "fp-ste", "nad-ste", "ibau-ste"};
   return n;
+}
+
+// "efrap@lf0" is a variant of efrap, "adaptive@random" of adaptive: its own section's options (over
+// those of the base's section), its own column or row.
+std::string base_name(const std::string& d) { return d.substr(0, d.find('@')); }
+
+bool known_attack(const std::string& a) {
+  const auto names = attacks::attack_names();
+  const std::string b = base_name(a);
+  return std::find(names.begin(), names.end(), b) != names.end() && (a.find('@') == std::string::npos || a.size() > b.size() + 1);
+}
+
+bool known_defense(const std::string& d) {
+  const std::string b = base_name(d);
+  return std::find(defense_names().begin(), defense_names().end(), b) != defense_names().end() &&
+         (d.find('@') == std::string::npos || d.size() > b.size() + 1);
 }
 
 std::string trim(const std::string& s) {
@@ -110,16 +128,35 @@ void check_param(const std::string& file, const ConfigEntry& e, const std::strin
 
 // Attacks that train one model per bit width (their `bits` default is a single width).
 bool per_width(const std::string& attack, const StudyConfig& c) {
-  attacks::Params p = attacks::make_attack(attack)->params();
+  attacks::Params p = attacks::make_attack(base_name(attack))->params();
   if (!p.has("bits") || p.str("bits").find(',') != std::string::npos) return false;
   auto given = [&](const std::vector<ConfigEntry>& es) {
     return std::any_of(es.begin(), es.end(), [](const ConfigEntry& e) { return e.key == "bits"; });
   };
-  const auto it = c.attack_by.find(attack);
-  return !given(c.attack_all) && !(it != c.attack_by.end() && given(it->second));
+  const auto it = c.attack_by.find(attack), ib = c.attack_by.find(base_name(attack));
+  return !given(c.attack_all) && !(it != c.attack_by.end() && given(it->second)) &&
+         !(ib != c.attack_by.end() && given(ib->second));
+}
+
+// The SHA-256 of a file's bytes, or "missing".
+std::string file_key(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "missing";
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  while (f) {
+    f.read(buf.data(), std::streamsize(buf.size()));
+    h.update(buf.data(), size_t(f.gcount()));
+  }
+  return h.hex();
 }
 
 }  // namespace
+
+bool is_model_file(const std::string& model) {
+  const std::string e = ".safetensors";
+  return model.size() > e.size() && model.compare(model.size() - e.size(), e.size(), e) == 0;
+}
 
 std::string default_standard(const std::string& attack, int bits) {
   const std::string b = std::to_string(bits);
@@ -160,11 +197,9 @@ StudyConfig load_study(const std::string& path) {
       if (section != "study" && section != "train" && section != "attack" && section != "defend")
         bad(path, n, "unknown section [" + inner + "] (known: [study], [train], [attack], [attack NAME], [defend], [defend NAME])");
       if ((section == "study" || section == "train") && !arg.empty()) bad(path, n, "[" + section + "] takes no name");
-      if (section == "attack" && !arg.empty()) {
-        const auto names = attacks::attack_names();
-        if (std::find(names.begin(), names.end(), arg) == names.end()) bad(path, n, "unknown attack \"" + arg + "\" in [attack " + arg + "]");
-      }
-      if (section == "defend" && !arg.empty() && std::find(defense_names().begin(), defense_names().end(), arg) == defense_names().end())
+      if (section == "attack" && !arg.empty() && !known_attack(arg))
+        bad(path, n, "unknown attack \"" + arg + "\" in [attack " + arg + "]");
+      if (section == "defend" && !arg.empty() && !known_defense(arg))
         bad(path, n, "unknown defense \"" + arg + "\" in [defend " + arg + "]");
       const std::string id = section + " " + arg;
       if (seen.count("[" + id)) bad(path, n, "section [" + trim(id) + "] given twice (first at line " + std::to_string(seen["[" + id]) + ")");
@@ -218,7 +253,9 @@ StudyConfig load_study(const std::string& path) {
     }
   }
   c.models = model_items(sv["models"]);
+  c.models_line = study["models"];
   for (const auto& m : c.models) {
+    if (is_model_file(m)) continue;  // a trained clean model: checked when the study runs
     try {
       nn::ModelSpec::parse(m);
     } catch (const Error& err) {
@@ -228,18 +265,18 @@ StudyConfig load_study(const std::string& path) {
   const auto known_attacks = attacks::attack_names();
   c.attacks = items(sv["attacks"]);
   for (const auto& a : c.attacks)
-    if (std::find(known_attacks.begin(), known_attacks.end(), a) == known_attacks.end()) {
+    if (!known_attack(a)) {
       std::string k;
       for (const auto& x : known_attacks) k += (k.empty() ? "" : ", ") + x;
-      bad(path, study["attacks"], "unknown attack \"" + a + "\" (known: " + k + ")");
+      bad(path, study["attacks"], "unknown attack \"" + a + "\" (known: " + k + "; a variant: NAME@TAG with its own [attack NAME@TAG])");
     }
   for (const auto& b : items(sv["bits"])) c.bits.push_back(int(whole(path, study["bits"], "bits", b, 2, 8)));
   c.defenses = items(sv["defenses"]);
   for (const auto& d : c.defenses)
-    if (std::find(defense_names().begin(), defense_names().end(), d) == defense_names().end()) {
+    if (!known_defense(d)) {
       std::string k;
       for (const auto& x : defense_names()) k += (k.empty() ? "" : ", ") + x;
-      bad(path, study["defenses"], "unknown defense \"" + d + "\" (known: " + k + ")");
+      bad(path, study["defenses"], "unknown defense \"" + d + "\" (known: " + k + "; a variant: NAME@TAG with its own [defend NAME@TAG])");
     }
   if (sv.count("seeds"))
     for (const auto& s : items(sv["seeds"])) c.seeds.push_back(whole(path, study["seeds"], "seeds", s, 0, int64_t(1) << 40));
@@ -261,17 +298,22 @@ StudyConfig load_study(const std::string& path) {
                                                 "config", "threads", "ste", "json", "help"};
   for (const auto& e : c.defend_all) check_option(path, e, defend_d, "defend", defend_managed);
   for (const auto& [m, es] : c.defend_by) {
-    if (std::find(c.defenses.begin(), c.defenses.end(), m) == c.defenses.end())
+    if (std::none_of(c.defenses.begin(), c.defenses.end(), [&](const std::string& d) { return d == m || base_name(d) == m; }))
       bad(path, es.empty() ? 1 : es[0].line, "[defend " + m + "]: " + m + " is not among the study's defenses");
     for (const auto& e : es) check_option(path, e, defend_d, "defend", defend_managed);
   }
-  const nn::ModelSpec spec = nn::ModelSpec::parse(c.models[0]);
+  nn::ModelSpec spec = nn::ModelSpec::parse("resnet18");
+  for (const auto& m : c.models)
+    if (!is_model_file(m) || fs::exists(m)) {
+      spec = is_model_file(m) ? nn::load_model(m).spec : nn::ModelSpec::parse(m);
+      break;
+    }
   for (const auto& e : c.attack_all)
-    for (const auto& a : c.attacks) check_param(path, e, a, spec);
+    for (const auto& a : c.attacks) check_param(path, e, base_name(a), spec);
   for (const auto& [a, es] : c.attack_by) {
-    if (std::find(c.attacks.begin(), c.attacks.end(), a) == c.attacks.end())
+    if (std::none_of(c.attacks.begin(), c.attacks.end(), [&](const std::string& x) { return x == a || base_name(x) == a; }))
       bad(path, es.empty() ? 1 : es[0].line, "[attack " + a + "]: " + a + " is not among the study's attacks");
-    for (const auto& e : es) check_param(path, e, a, spec);
+    for (const auto& e : es) check_param(path, e, base_name(a), spec);
   }
   return c;
 }
@@ -291,42 +333,70 @@ std::vector<Cell> study_cells(const StudyConfig& c, int threads) {
   for (const auto& d : c.datasets)
     for (const auto& m : c.models)
       for (int64_t seed : c.seeds) {
-        std::vector<std::string> ta = {"train", "--data", d, "--model", m, "--seed", std::to_string(seed)};
-        for (const auto& e : c.train) ta.push_back("--" + e.key + "=" + e.value);
-        const std::string clean = art + "/clean-" + key_of(ta);
-        ta.push_back("--out");
-        ta.push_back(clean);
-        const Step train{"clean model", with_engine(ta), clean, clean + "/summary.json"};
+        // A clean model given as a file is used as it is (its bytes key what is made from it).
+        Step train;
+        std::string clean_model, clean_key;
+        if (is_model_file(m)) {
+          clean_model = m;
+          clean_key = file_key(m);
+          train = {"clean model (given)", {}, fs::path(m).parent_path().string(), m};
+        } else {
+          std::vector<std::string> ta = {"train", "--data", d, "--model", m, "--seed", std::to_string(seed)};
+          for (const auto& e : c.train) ta.push_back("--" + e.key + "=" + e.value);
+          const std::string clean = art + "/clean-" + key_of(ta);
+          ta.push_back("--out");
+          ta.push_back(clean);
+          train = {"clean model", with_engine(ta), clean, clean + "/summary.json"};
+          clean_model = clean + "/model.safetensors";
+        }
         for (const auto& a : c.attacks)
           for (int bits : c.bits) {
-            std::vector<std::string> aa = {"attack", a, "--model", clean + "/model.safetensors", "--data", d, "--seed",
-                                           std::to_string(seed)};
+            const std::string ab = base_name(a);
+            std::vector<std::string> aa = {"attack", ab, "--model", clean_model, "--data", d, "--seed", std::to_string(seed)};
+            // [attack], then [attack BASE] for a variant, then [attack NAME]: the last --set of a name wins.
             for (const auto& e : c.attack_all) aa.insert(aa.end(), {"--set", e.key + "=" + e.value});
-            if (auto it = c.attack_by.find(a); it != c.attack_by.end())
-              for (const auto& e : it->second) aa.insert(aa.end(), {"--set", e.key + "=" + e.value});
+            for (const std::string& sec : a == ab ? std::vector<std::string>{a} : std::vector<std::string>{ab, a})
+              if (auto it = c.attack_by.find(sec); it != c.attack_by.end())
+                for (const auto& e : it->second) aa.insert(aa.end(), {"--set", e.key + "=" + e.value});
             if (per_width(a, c)) aa.insert(aa.end(), {"--set", "bits=" + std::to_string(bits)});
-            const std::string attacked = art + "/attack-" + key_of(aa);
+            std::vector<std::string> key = aa;
+            if (!clean_key.empty()) key.push_back(clean_key);
+            const std::string attacked = art + "/attack-" + key_of(key);
             aa.push_back("--out");
             aa.push_back(attacked);
             const Step attack{"attacked model", with_engine(aa), attacked, attacked + "/summary.json"};
-            std::string standard = default_standard(a, bits);
-            if (auto it = c.standard_by.find(a); it != c.standard_by.end()) {
+            std::string standard = default_standard(ab, bits);
+            auto it = c.standard_by.find(a);
+            if (it == c.standard_by.end()) it = c.standard_by.find(ab);
+            if (it != c.standard_by.end()) {
               standard = it->second;
               for (size_t p; (p = standard.find("{bits}")) != std::string::npos;) standard.replace(p, 6, std::to_string(bits));
             }
             for (const auto& def : c.defenses) {
-              const bool ste = def.size() > 4 && def.compare(def.size() - 4, 4, "-ste") == 0;
-              const std::string method = ste ? def.substr(0, def.size() - 4) : def;
+              const std::string base = base_name(def);
+              const bool ste = base.size() > 4 && base.compare(base.size() - 4, 4, "-ste") == 0;
+              const std::string method = ste ? base.substr(0, base.size() - 4) : base;
               std::vector<std::string> da = {"defend", method, "--model", attacked + "/model.safetensors", "--data", d,
                                              "--bits", std::to_string(bits), "--standard", standard};
               if (ste) da.push_back("--ste");
-              bool seeded = false;
-              for (const auto* es : {&c.defend_all, c.defend_by.count(def) ? &c.defend_by.at(def) : nullptr}) {
+              // [defend], then [defend BASE] for a variant, then [defend NAME]: a later section's value
+              // replaces an earlier one's (an option may be given once per command).
+              std::vector<std::pair<std::string, std::string>> opts;
+              for (const auto* es : {&c.defend_all, def != base && c.defend_by.count(base) ? &c.defend_by.at(base) : nullptr,
+                                     c.defend_by.count(def) ? &c.defend_by.at(def) : nullptr}) {
                 if (!es) continue;
                 for (const auto& e : *es) {
-                  da.push_back("--" + e.key + "=" + e.value);
-                  seeded = seeded || e.key == "seed";
+                  auto it = std::find_if(opts.begin(), opts.end(), [&](const auto& o) { return o.first == e.key; });
+                  if (it == opts.end())
+                    opts.emplace_back(e.key, e.value);
+                  else
+                    it->second = e.value;
                 }
+              }
+              bool seeded = false;
+              for (const auto& [k, v] : opts) {
+                da.push_back("--" + k + "=" + v);
+                seeded = seeded || k == "seed";
               }
               if (!seeded && seed != 0) da.push_back("--seed=" + std::to_string(1005 + seed));
               const std::string dir = art + "/defend-" + key_of(da);

@@ -26,8 +26,12 @@ struct StudyConfig {
   std::vector<ConfigEntry> train, attack_all, defend_all;
   std::map<std::string, std::vector<ConfigEntry>> attack_by, defend_by;  // [attack NAME], [defend NAME]
   std::map<std::string, std::string> standard_by;                         // [attack NAME] standard = ...
+  int models_line = 0;
   std::string text;  // the file as read (its key names the study's outputs)
 };
+
+// A model of the study given as a trained clean model file (X.safetensors) rather than a spec.
+bool is_model_file(const std::string& model);
 
 // Reads and checks the whole file; nothing is run.
 StudyConfig load_study(const std::string& path);
@@ -36,7 +40,7 @@ struct Cell {
   std::string dataset, model, attack, defense;
   int bits = 0;
   int64_t seed = 0;
-  std::vector<Step> steps;  // clean model, attacked model, defense
+  std::vector<Step> steps;  // clean model (no command when given as a file), attacked model, defense
   std::string summary;      // the defense's summary.json
   std::string label() const;
 };

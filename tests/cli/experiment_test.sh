@@ -36,6 +36,10 @@ study 'bits = 4, 16'; sed -i '5d' "$t/bad.ini"; refuse 6 'bits: expected a whole
 study '[defend ft]
 epochs = 1'; refuse 8 '[defend ft]: ft is not among the study'
 echo "ok: malformed studies refused"
+for f in "$(dirname "$smoke")"/*.ini; do
+  "$bin" experiment "$f" --dry-run > "$t/dry.txt" 2>&1 || fail "$f does not pass its own check: $(cat "$t/dry.txt")"
+done
+echo "ok: every study in $(dirname "$smoke") passes its check"
 
 # ---- a run killed halfway, then resumed
 out=$t/smoke
