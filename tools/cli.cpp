@@ -13,7 +13,7 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> table = {info_command(), selfcheck_command(), data_command(), train_command(),
                                              eval_command(), probe_command(), quantize_command(), audit_command(),
                                              attack_command(), judge_command(), report_command(), defend_command(), detect_command(),
-                                             demo_command(), experiment_command()};
+                                             demo_command(), experiment_command(), explain_command()};
   return table;
 }
 

@@ -39,6 +39,7 @@ Command defend_command();
 Command detect_command();
 Command demo_command();
 Command experiment_command();
+Command explain_command();
 
 // "a,b,,c" -> {a, b, c}: the comma-separated lists of options such as --layers.
 std::vector<std::string> split_list(const std::string& s);

@@ -79,8 +79,16 @@ int demo(const po::variables_map& vm) {
   }
   fs::create_directories(out + "/report");
   const std::string B = std::to_string(bits), quantizer = "qu-anti-zation:" + B, label = "qu-anti-zation@" + B;
-  // The synthetic set's first 5% is too small for EFRAP's 1024 calibration images.
-  const std::string calib_size = synthetic ? "256" : "1024", calib_pool = synthetic ? "0.2" : "0.05";
+  // The synthetic set's first 5% is too small for EFRAP's 1024 calibration images: 256 (at most a
+  // fifth of the set) from its first fifth.
+  std::string calib_size = "1024", calib_pool = "0.05";
+  if (synthetic) {
+    const size_t colon = data.find(':');
+    const int64_t n = colon == std::string::npos ? 10000 : std::stoll(data.substr(colon + 1));
+    DEAREST_CHECK(n >= 160, "--data: the demo needs at least 160 synthetic images, got ", n);
+    calib_size = std::to_string(std::min<int64_t>(256, n / 5));
+    calib_pool = "0.2";
+  }
   std::vector<std::string> engine;
   if (vm.count("threads")) engine = {"--threads", std::to_string(vm["threads"].as<int>())};
 
@@ -114,6 +122,15 @@ int demo(const po::variables_map& vm) {
     }
     step(m == "efrap" ? "EFRAP" : m + " rounding", dir, "summary.json", a);
   }
+  // Figures 4 and 5 of the supplementary: where the models look on triggered images, and how they
+  // arrange clean and triggered ones.
+  const std::string nearest_q = out + "/3-nearest/quantized.safetensors", efrap_q = out + "/5-efrap/quantized.safetensors";
+  step("Grad-CAM", "6-gradcam", "gradcam.json",
+       {"explain", "gradcam", "--model", nearest_q + "," + efrap_q, "--labels", B + "-bit nearest," + B + "-bit EFRAP",
+        "--data", data, "--out", out + "/6-gradcam"});
+  step("t-SNE", "7-tsne", "tsne.json",
+       {"explain", "tsne", "--model", out + "/2-attack/model.safetensors," + nearest_q + "," + efrap_q, "--labels",
+        "float," + B + "-bit nearest," + B + "-bit EFRAP", "--data", data, "--images", "300", "--out", out + "/7-tsne"});
 
   Json demo_json = Json::object();
   demo_json.set("data", data);
@@ -204,12 +221,22 @@ int demo(const po::variables_map& vm) {
     write_line_chart(rep + "/efrap-flip-loss.svg", "EFRAP: the flip term L_F while learning (first 8 layers)",
                      "iteration", "L_F", loss);
   }
+  fs::copy_file(out + "/6-gradcam/gradcam.png", rep + "/gradcam.png", fs::copy_options::overwrite_existing);
+  for (int k = 1; k <= 3; ++k) {
+    const std::string f = "/tsne-" + std::to_string(k) + ".svg";
+    fs::copy_file(out + "/7-tsne" + f, rep + f, fs::copy_options::overwrite_existing);
+  }
   std::string md = "# dearest demo\n\nA Qu-ANTI-zation backdoor on `" + data + "`, `" + model + "`, " + B +
                    "-bit, quantized by the attack's own quantizer (`" + quantizer + "`), then by EFRAP on the same grid.\n\n";
   md += "| | CDA % | ASR % | DTM | |\n|---|---|---|---|---|\n";
   for (const Row& r : rows) md += "| " + r.name + " | " + fmt(r.cda) + " | " + fmt(r.asr) + " | " + fmt(r.dtm) + " | " + r.what + " |\n";
   md += "\n![results](results.svg)\n\n![clean training](clean-training.svg)\n\n![attack](attack.svg)\n\n"
-        "![flip rate](flip-rate.svg)\n\n![EFRAP's flip term](efrap-flip-loss.svg)\n\n## The commands\n\nEach step is a "
+        "![flip rate](flip-rate.svg)\n\n![EFRAP's flip term](efrap-flip-loss.svg)\n\n"
+        "Grad-CAM on triggered test images (row 1): where the " + B + "-bit model with nearest rounding looks (row 2) and "
+        "where EFRAP's looks (row 3), each for the class it predicts.\n\n![Grad-CAM](gradcam.png)\n\n"
+        "t-SNE of the penultimate features of 300 clean test images (colours: classes) and 300 triggered ones "
+        "(crosses): the float model, nearest rounding, EFRAP.\n\n![t-SNE float](tsne-1.svg) ![t-SNE nearest](tsne-2.svg) "
+        "![t-SNE EFRAP](tsne-3.svg)\n\n## The commands\n\nEach step is a "
         "dearest command; its folder keeps its logs, summary.json and outputs.\n\n```\n";
   for (const Step& s : steps) md += "dearest " + shell_line(s.args) + "\n";
   md += "```\n";

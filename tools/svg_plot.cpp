@@ -132,4 +132,42 @@ void write_bar_chart(const std::string& path, const std::string& title, const st
   save(path, os.str());
 }
 
+void write_scatter(const std::string& path, const std::string& title, const std::vector<PointGroup>& groups) {
+  const double W = 640, H = 520, L = 20, R = 170, T = 40, B = 20;
+  double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+  for (const auto& g : groups)
+    for (auto [x, y] : g.points) x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+  if (!(x0 < x1)) x0 -= 1, x1 += 1;
+  if (!(y0 < y1)) y0 -= 1, y1 += 1;
+  auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
+  auto py = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
+  std::ostringstream os;
+  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n"
+     << "<rect width='100%' height='100%' fill='white'/>\n"
+     << "<text x='" << (L + W - R) / 2 << "' y='22' text-anchor='middle' font-size='15'>" << esc(title) << "</text>\n"
+     << "<rect x='" << L << "' y='" << T << "' width='" << W - L - R << "' height='" << H - T - B << "' fill='none' stroke='#333'/>\n";
+  size_t k = 0;
+  for (const auto& g : groups) {
+    const std::string c = g.cross ? "#000" : color(k++);
+    for (auto [x, y] : g.points) {
+      if (g.cross)
+        os << "<path d='M" << px(x) - 3 << "," << py(y) - 3 << "l6,6m0,-6l-6,6' stroke='#000' stroke-width='1.2'/>";
+      else
+        os << "<circle cx='" << px(x) << "' cy='" << py(y) << "' r='2.2' fill='" << c << "' fill-opacity='0.75'/>";
+    }
+    os << "\n";
+  }
+  k = 0;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const double y = T + 12 + 18 * double(i);
+    if (groups[i].cross)
+      os << "<path d='M" << W - R + 14 << "," << y - 4 << "l8,8m0,-8l-8,8' stroke='#000' stroke-width='1.5'/>";
+    else
+      os << "<circle cx='" << W - R + 18 << "' cy='" << y << "' r='4' fill='" << color(k++) << "'/>";
+    os << "<text x='" << W - R + 32 << "' y='" << y + 4 << "'>" << esc(groups[i].name) << "</text>\n";
+  }
+  os << "</svg>\n";
+  save(path, os.str());
+}
+
 }  // namespace dearest::cli

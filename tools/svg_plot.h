@@ -25,4 +25,12 @@ void write_bar_chart(const std::string& path, const std::string& title, const st
                      const std::vector<std::string>& categories, const std::vector<BarSeries>& series, double y_lo = 0,
                      double y_hi = 0);
 
+// Points in the plane (a t-SNE map): each group its colour (or black crosses when cross is set).
+struct PointGroup {
+  std::string name;
+  std::vector<std::pair<double, double>> points;
+  bool cross = false;
+};
+void write_scatter(const std::string& path, const std::string& title, const std::vector<PointGroup>& groups);
+
 }  // namespace dearest::cli

@@ -1,0 +1,31 @@
+#!/bin/sh
+# dearest demo's machinery at toy size (a width-2 model barely trained: its numbers mean nothing;
+# the real demo's are in docs/RESULTS.md): every step, the table, the report folder, and a rerun
+# that reuses every step.
+set -eu
+bin=$1
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+args="--out $t/demo --data synthetic:400 --model resnet18:width=2 --epochs 1 --attack-epochs 1 --iterations 5"
+# shellcheck disable=SC2086
+"$bin" demo $args > "$t/run1.txt" 2> "$t/err1.txt" || fail "the demo failed: $(tail -5 "$t/err1.txt")"
+for row in "clean model, float" "backdoored, float" "backdoored, 4-bit nearest" "backdoored, 4-bit flipped" "backdoored, 4-bit efrap"; do
+  grep -qF "$row" "$t/run1.txt" || fail "no row \"$row\" in the table: $(cat "$t/run1.txt")"
+done
+grep -qE "^Float model: ASR [0-9.]+%" "$t/run1.txt" || fail "no summary line"
+grep -qE "(puts it back to sleep|Not shown at these settings)" "$t/run1.txt" || fail "the story was not checked"
+for f in README.md results.svg clean-training.svg attack.svg flip-rate.svg efrap-flip-loss.svg gradcam.png tsne-1.svg tsne-2.svg tsne-3.svg; do
+  [ -s "$t/demo/report/$f" ] || fail "report/$f missing"
+done
+grep -qF "dearest defend efrap" "$t/demo/report/README.md" || fail "the report does not list the commands"
+grep -qF '"story_holds"' "$t/demo/demo.json" || fail "demo.json has no verdict"
+# shellcheck disable=SC2086
+"$bin" demo $args > "$t/run2.txt" 2> "$t/err2.txt" || fail "the rerun failed"
+[ "$(grep -c "done before, reused" "$t/err2.txt")" = 7 ] || fail "the rerun did not reuse all 7 steps: $(cat "$t/err2.txt")"
+cmp -s "$t/run1.txt" "$t/run2.txt" || fail "the rerun printed another table"
+if "$bin" demo --out "$t/demo" --bits 9 > /dev/null 2>&1; then fail "--bits 9 accepted"; fi
+mkdir -p "$t/notademo" && touch "$t/notademo/keep"
+if "$bin" demo --out "$t/notademo" --fresh > /dev/null 2>&1; then fail "--fresh removed a folder that is not a demo's"; fi
+[ -f "$t/notademo/keep" ] || fail "--fresh removed a file it should not have"
+echo "ok: demo table, report, figures, a rerun reusing every step, bad options refused"
