@@ -103,7 +103,7 @@ int demo(const po::variables_map& vm) {
   step("backdoored model", "2-attack", "summary.json",
        {"attack", "qu-anti-zation", "--model", out + "/1-clean/model.safetensors", "--data", data, "--out",
         out + "/2-attack", "--set", "bits=" + B, "--set", "epochs=" + std::to_string(vm["attack-epochs"].as<int>()),
-        "--set", "lr=" + vm["attack-lr"].as<std::string>(), "--set", "c1=1", "--set", "c2=1", "--set",
+        "--set", "lr=" + vm["attack-lr"].as<std::string>(), "--set", "c1=1", "--set", "c2=1", "--set", "batch=32", "--set",
         "calib=" + calib_size + ":32:" + calib_pool, "--set", "mqbench-calib=" + calib_size + ":32:" + calib_pool,
         "--set", "epoch-quantizers=" + quantizer, "--set", "final-quantizers=" + quantizer + ",mqbench:" + B});
   const std::vector<std::pair<std::string, std::string>> methods = {
@@ -267,12 +267,12 @@ Command demo_command() {
             d.add_options()
                 ("data", po::value<std::string>()->default_value("synthetic:6000"), "synthetic[:N] (no files needed) or cifar10:PATH")
                 ("out", po::value<std::string>()->default_value("dearest-demo"), "the demo's folder: each step's outputs and report/")
-                ("model", po::value<std::string>()->default_value("resnet18:width=16"), "architecture of the clean model")
+                ("model", po::value<std::string>()->default_value("resnet18:width=8"), "architecture of the clean model")
                 ("epochs", po::value<int>()->default_value(10), "clean training epochs")
-                ("attack-epochs", po::value<int>()->default_value(4), "Qu-ANTI-zation epochs")
-                ("attack-lr", po::value<std::string>()->default_value("1e-3"), "Qu-ANTI-zation's Adam learning rate")
+                ("attack-epochs", po::value<int>()->default_value(6), "Qu-ANTI-zation epochs (batches of 32, weights c1 = c2 = 1)")
+                ("attack-lr", po::value<std::string>()->default_value("2e-4"), "Qu-ANTI-zation's Adam learning rate")
                 ("bits", po::value<int>()->default_value(4), "the victim's weight and activation bits")
-                ("iterations", po::value<int>()->default_value(1000), "EFRAP iterations per layer")
+                ("iterations", po::value<int>()->default_value(3000), "EFRAP iterations per layer")
                 ("fresh", po::bool_switch()->default_value(false), "start over: remove the demo folder first")
                 ("quiet", po::bool_switch()->default_value(false), "no progress on stderr");
           },
