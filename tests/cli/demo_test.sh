@@ -28,4 +28,11 @@ if "$bin" demo --out "$t/demo" --bits 9 > /dev/null 2>&1; then fail "--bits 9 ac
 mkdir -p "$t/notademo" && touch "$t/notademo/keep"
 if "$bin" demo --out "$t/notademo" --fresh > /dev/null 2>&1; then fail "--fresh removed a folder that is not a demo's"; fi
 [ -f "$t/notademo/keep" ] || fail "--fresh removed a file it should not have"
+# explain, on the demo's models: a bad choice and mismatched labels refused
+q=$t/demo/3-nearest/quantized.safetensors
+"$bin" explain pca --model "$q" --data synthetic:400 --out "$t/x" > "$t/x.txt" 2>&1 && fail "explain pca accepted"
+grep -qF "expected gradcam or tsne" "$t/x.txt" || fail "explain pca: $(cat "$t/x.txt")"
+"$bin" explain gradcam --model "$q" --labels a,b --data synthetic:400 --out "$t/x" > "$t/x.txt" 2>&1 && fail "two labels for one model accepted"
+grep -qF -- "--labels: 2 labels for 1 models" "$t/x.txt" || fail "explain labels: $(cat "$t/x.txt")"
+grep -qF '"sent_to_target"' "$t/demo/6-gradcam/gradcam.json" || fail "gradcam.json has no predictions"
 echo "ok: demo table, report, figures, a rerun reusing every step, bad options refused"
