@@ -559,6 +559,37 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
                       "%", cats, {cda, asr}, 0, 100);
       md << "\n![" << name << "](figures/" << name << ")\n";
     }
+  // Sweeps (the supplementary's Figures 1 and 2): variants of one defense whose own sections set the
+  // same single numeric option (efrap@lf0.1: lambda-f = 0.1, efrap@lf3: lambda-f = 3, ...) give CDA
+  // and ASR against that option's value.
+  std::map<std::pair<std::string, std::string>, std::vector<std::pair<double, std::string>>> sweeps;  // (base, key) -> (value, variant)
+  for (const auto& d : c.defenses) {
+    auto it = c.defend_by.find(d);
+    if (d == base_name(d) || it == c.defend_by.end() || it->second.size() != 1) continue;
+    char* end = nullptr;
+    const double v = std::strtod(it->second[0].value.c_str(), &end);
+    if (end && *end == 0 && !it->second[0].value.empty()) sweeps[{base_name(d), it->second[0].key}].emplace_back(v, d);
+  }
+  for (auto& [bk, vs] : sweeps) {
+    if (vs.size() < 2) continue;
+    std::sort(vs.begin(), vs.end());
+    for (const auto& [k, byc] : table)
+      for (int bits : c.bits) {
+        Series cda{"CDA %", {}}, asr{"ASR %", {}};
+        for (const auto& [v, d] : vs) {
+          auto it = byc.find(std::to_string(bits) + "-bit " + d);
+          if (it == byc.end()) continue;
+          cda.points.emplace_back(v, it->second.first.mean());
+          asr.points.emplace_back(v, it->second.second.mean());
+        }
+        if (cda.points.size() < 2) continue;
+        const std::string name = file_safe(std::get<0>(k) + "-" + std::get<1>(k) + "-" + std::get<2>(k) + "-" +
+                                           std::to_string(bits) + "-" + bk.first + "-" + bk.second) + ".svg";
+        write_line_chart(c.out + "/figures/" + name, bk.first + " against " + bk.second + ": " + std::get<2>(k) + ", " +
+                         std::to_string(bits) + "-bit", bk.second, "%", {cda, asr}, 0, 100);
+        md << "\n![" << name << "](figures/" << name << ")\n";
+      }
+  }
   write_text(c.out + "/results.csv", csv.str());
   Json j = Json::object();
   j.set("study", c.name);

@@ -72,4 +72,6 @@ grep -qF '| synthetic:600 | resnet18:width=2 | qu-anti-zation |' "$out/tables.md
 grep -qF '±' "$out/tables.md" || fail "tables.md: no mean±std over the seeds"
 grep -qF '"finished": '"$total" "$out/results.json" || fail "results.json: not every cell finished"
 ls "$out"/figures/*.svg > /dev/null || fail "no figures"
+ls "$out"/figures/*-efrap-iterations.svg > /dev/null 2>&1 || fail "no sweep figure for efrap@it2, efrap@it10"
+grep -qF '| 4-bit efrap@it2 |' "$out/tables.md" || fail "tables.md: no column for the variant efrap@it2"
 echo "ok: results.csv, results.json, tables.md, figures"
