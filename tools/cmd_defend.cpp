@@ -21,10 +21,12 @@
 #include "tools/backdoor_options.h"
 #include "tools/cli.h"
 #include "tools/defend_common.h"
+#include "tools/svg_plot.h"
 
 namespace dearest::cli {
 
 namespace {
+
 
 const std::vector<std::string> kMethods = {"efrap", "nearest", "flipped", "omse", "ocs", "aciq", "ft", "fp", "nad", "mcr", "ibau"};
 
@@ -210,6 +212,7 @@ int defend(const po::variables_map& vm) {
   if (method == "efrap") {
     write_text(out + "/report.json", defenses::efrap_reports_json(reports).dump(1) + "\n");
     write_text(out + "/report.md", defenses::efrap_layer_table(reports));
+    write_efrap_figures(out, reports);
   }
   write_text(out + "/summary.json", sum.dump(2) + "\n");
   if (vm["json"].as<bool>()) {

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "attacks/metrics.h"
+#include "defenses/efrap.h"
 #include "tensor/error.h"
 #include "tools/cli.h"
 #include "tools/defend_common.h"
@@ -203,24 +204,7 @@ int demo(const po::variables_map& vm) {
     for (const Row& r : rows) cats.push_back(r.name), cda.values.push_back(r.cda), asr.values.push_back(r.asr);
     write_bar_chart(rep + "/results.svg", "clean accuracy and attack success", "%", cats, {cda, asr}, 0, 100);
   }
-  const Json layers = read_json(out + "/5-efrap/report.json");
-  {
-    std::vector<std::string> cats;
-    BarSeries fr{"flip rate %", {}};
-    std::vector<Series> loss;
-    for (const Json& l : layers.items()) {
-      cats.push_back(l["name"].as_string());
-      fr.values.push_back(100 * l["flip_rate"].as_number());
-    }
-    write_bar_chart(rep + "/flip-rate.svg", "EFRAP: weights rounded away from nearest, per layer", "%", cats, {fr}, 0, 100);
-    for (const Json& l : layers.items()) {
-      Series s{l["name"].as_string(), {}};
-      for (const Json& p : l["curve"].items()) s.points.emplace_back(p.items()[0].as_number(), p.items()[2].as_number());
-      if (loss.size() < 8) loss.push_back(s);
-    }
-    write_line_chart(rep + "/efrap-flip-loss.svg", "EFRAP: the flip term L_F while learning (first 8 layers)",
-                     "iteration", "L_F", loss);
-  }
+  write_efrap_figures(rep, defenses::efrap_reports_from_json(read_json(out + "/5-efrap/report.json")));
   fs::copy_file(out + "/6-gradcam/gradcam.png", rep + "/gradcam.png", fs::copy_options::overwrite_existing);
   for (int k = 1; k <= 3; ++k) {
     const std::string f = "/tsne-" + std::to_string(k) + ".svg";
@@ -231,7 +215,7 @@ int demo(const po::variables_map& vm) {
   md += "| | CDA % | ASR % | DTM | |\n|---|---|---|---|---|\n";
   for (const Row& r : rows) md += "| " + r.name + " | " + fmt(r.cda) + " | " + fmt(r.asr) + " | " + fmt(r.dtm) + " | " + r.what + " |\n";
   md += "\n![results](results.svg)\n\n![clean training](clean-training.svg)\n\n![attack](attack.svg)\n\n"
-        "![flip rate](flip-rate.svg)\n\n![EFRAP's flip term](efrap-flip-loss.svg)\n\n"
+        "![flip rate](flip-rate.svg)\n\n![EFRAP's activation error](loss.svg)\n\n"
         "Grad-CAM on triggered test images (row 1): where the " + B + "-bit model with nearest rounding looks (row 2) and "
         "where EFRAP's looks (row 3), each for the class it predicts.\n\n![Grad-CAM](gradcam.png)\n\n"
         "t-SNE of the penultimate features of 300 clean test images (colours: classes) and 300 triggered ones "

@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "attacks/metrics.h"
+#include "tools/svg_plot.h"
 #include "nn/checkpoint.h"
 
 namespace dearest::cli {
@@ -130,6 +131,27 @@ void print_result_table(const std::string& model_file, const attacks::JudgeOptio
                 attacks::dtm(100 * m.cda, asr_std, 100 * m.asr));
   for (auto& [k, m] : defended)
     std::printf("%-30s %8.2f %8.2f %8.2f\n", k.c_str(), 100 * m.cda, 100 * m.asr, attacks::dtm(100 * m.cda, asr_std, 100 * m.asr));
+}
+
+// flip-rate.svg (the share of each layer's weights rounded away from nearest) and loss.svg (L_A, the
+// activation error, while each of the first 8 layers learns).
+void write_efrap_figures(const std::string& out, const std::vector<defenses::EfrapLayerReport>& reports) {
+  std::vector<std::string> names;
+  BarSeries fr{"flip rate %", {}};
+  std::vector<Series> curves;
+  for (const auto& r : reports) {
+    names.push_back(r.name);
+    fr.values.push_back(100 * r.flip_rate);
+    if (curves.size() < 8 && !r.curve.empty()) {
+      Series s{r.name, {}};
+      for (const auto& p : r.curve) s.points.emplace_back(double(p.iteration), p.act);
+      curves.push_back(s);
+    }
+  }
+  if (names.empty()) return;
+  write_bar_chart(out + "/flip-rate.svg", "EFRAP: weights rounded away from nearest, per layer", "%", names, {fr}, 0, 100);
+  if (!curves.empty())
+    write_line_chart(out + "/loss.svg", "EFRAP: activation error L_A while learning (first 8 layers)", "iteration", "L_A", curves);
 }
 
 }  // namespace dearest::cli

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "attacks/judge.h"
+#include "defenses/efrap.h"
 #include "nn/models.h"
 #include "tensor/json.h"
 #include "tools/cli.h"
@@ -49,5 +50,9 @@ int defend_removal(const po::variables_map& vm);
 // standard's ASR.
 void print_result_table(const std::string& model_file, const attacks::JudgeOptions& jo, const StandardNumbers& s,
                         const NamedMetrics& defended);
+
+// EFRAP's figures in `dir`: flip-rate.svg (the share of each layer's weights rounded away from
+// nearest) and loss.svg (L_A while each of the first 8 layers learns).
+void write_efrap_figures(const std::string& dir, const std::vector<defenses::EfrapLayerReport>& reports);
 
 }  // namespace dearest::cli

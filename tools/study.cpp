@@ -544,19 +544,22 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
     for (int bits : c.bits) {
       std::vector<std::string> cats = {"float", "standard"};
       for (const auto& d : c.defenses) cats.push_back(d);
-      BarSeries cda{"CDA %", {}}, asr{"ASR %", {}};
+      BarSeries cda{"CDA %", {}}, asr{"ASR %", {}}, dt{"DTM", {}};
       bool any = false;
+      const auto& dtm_k = dtm[k];
       for (const auto& cat : cats) {
         const std::string col = cat == "float" ? "float" : std::to_string(bits) + "-bit " + cat;
         auto it = byc.find(col);
+        auto id = dtm_k.find(col);
         cda.values.push_back(it == byc.end() ? NAN : it->second.first.mean());
         asr.values.push_back(it == byc.end() ? NAN : it->second.second.mean());
+        dt.values.push_back(id == dtm_k.end() ? NAN : id->second.mean());
         any = any || (it != byc.end() && cat != "float");
       }
       if (!any) continue;
       const std::string name = file_safe(std::get<0>(k) + "-" + std::get<1>(k) + "-" + std::get<2>(k) + "-" + std::to_string(bits)) + ".svg";
       write_bar_chart(c.out + "/figures/" + name, std::get<1>(k) + ", " + std::get<2>(k) + ", " + std::to_string(bits) + "-bit",
-                      "%", cats, {cda, asr}, 0, 100);
+                      "%", cats, {cda, asr, dt}, 0, 100);
       md << "\n![" << name << "](figures/" << name << ")\n";
     }
   // Sweeps (the supplementary's Figures 1 and 2): variants of one defense whose own sections set the

@@ -15,7 +15,7 @@ for row in "clean model, float" "backdoored, float" "backdoored, 4-bit nearest" 
 done
 grep -qE "^Float model: ASR [0-9.]+%" "$t/run1.txt" || fail "no summary line"
 grep -qE "(puts it back to sleep|Not shown at these settings)" "$t/run1.txt" || fail "the story was not checked"
-for f in README.md results.svg clean-training.svg attack.svg flip-rate.svg efrap-flip-loss.svg gradcam.png tsne-1.svg tsne-2.svg tsne-3.svg; do
+for f in README.md results.svg clean-training.svg attack.svg flip-rate.svg loss.svg gradcam.png tsne-1.svg tsne-2.svg tsne-3.svg; do
   [ -s "$t/demo/report/$f" ] || fail "report/$f missing"
 done
 grep -qF "dearest defend efrap" "$t/demo/report/README.md" || fail "the report does not list the commands"
