@@ -6,6 +6,7 @@
 
 #include "attacks/attack.h"
 #include "tools/cli.h"
+#include "tools/run_figures.h"
 
 namespace dearest::cli {
 
@@ -49,6 +50,7 @@ int attack(const po::variables_map& vm) {
   s.progress = !vm["quiet"].as<bool>();
   s.judge_start = !vm["skip-start-verdict"].as<bool>();
   Json sum = attacks::run_attack(name, s);
+  write_attack_curve(sum, s.out + "/curve.svg");
   if (!model_file.empty()) {
     if (fs::path(model_file).has_parent_path()) fs::create_directories(fs::path(model_file).parent_path());
     fs::copy_file(s.out + "/model.safetensors", model_file, fs::copy_options::overwrite_existing);

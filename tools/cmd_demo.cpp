@@ -15,6 +15,7 @@
 #include "tools/cli.h"
 #include "tools/defend_common.h"
 #include "tools/pipeline.h"
+#include "tools/run_figures.h"
 #include "tools/svg_plot.h"
 
 namespace dearest::cli {
@@ -28,42 +29,11 @@ struct Row {
   double cda = NAN, asr = NAN, dtm = NAN;
 };
 
-double pct(const Json& m, const char* k) { return 100 * m[k].as_number(); }
 
 std::string fmt(double v) {
   char b[32];
   std::snprintf(b, sizeof b, "%.2f", v);
   return std::isfinite(v) ? b : "";
-}
-
-void clean_curve(const std::string& log, const std::string& svg) {
-  Series train{"train top-1", {}}, test{"test top-1", {}};
-  std::ifstream f(log);
-  for (std::string line; std::getline(f, line);) {
-    if (line.empty()) continue;
-    const Json e = Json::parse(line, log);
-    const double ep = double(e["epoch"].as_int() + 1);
-    train.points.emplace_back(ep, 100 * e["train_top1"].as_number());
-    if (e.contains("test_top1")) test.points.emplace_back(ep, 100 * e["test_top1"].as_number());
-  }
-  write_line_chart(svg, "clean model: training", "epoch", "accuracy %", {train, test}, 0, 100);
-}
-
-void attack_curve(const Json& summary, const std::string& quantizer, const std::string& svg) {
-  Series fc{"float CDA", {}}, fa{"float ASR", {}}, qc{quantizer + " CDA", {}}, qa{quantizer + " ASR", {}};
-  const Json& start = summary["start_verdict"];
-  auto add = [&](double x, const Json& v) {
-    fc.points.emplace_back(x, pct(v["float"], "cda"));
-    fa.points.emplace_back(x, pct(v["float"], "asr"));
-    if (v.contains(quantizer)) {
-      qc.points.emplace_back(x, pct(v[quantizer], "cda"));
-      qa.points.emplace_back(x, pct(v[quantizer], "asr"));
-    }
-  };
-  add(0, start);
-  for (const Json& e : summary["stages"]["train"]["epochs"].items()) add(double(e["epoch"].as_int() + 1), e["verdict"]);
-  write_line_chart(svg, "Qu-ANTI-zation: the backdoor planted (epoch 0: the clean model)", "epoch", "%", {fc, fa, qc, qa},
-                   0, 100);
 }
 
 int demo(const po::variables_map& vm) {
@@ -196,8 +166,8 @@ int demo(const po::variables_map& vm) {
 
   // The report folder: the table, the figures, and the commands that made them.
   const std::string rep = out + "/report";
-  clean_curve(out + "/1-clean/log.jsonl", rep + "/clean-training.svg");
-  attack_curve(attack, label, rep + "/attack.svg");
+  fs::copy_file(out + "/1-clean/curve.svg", rep + "/clean-training.svg", fs::copy_options::overwrite_existing);
+  write_attack_curve(attack, rep + "/attack.svg");
   {
     std::vector<std::string> cats;
     BarSeries cda{"CDA %", {}}, asr{"ASR %", {}};
