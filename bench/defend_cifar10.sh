@@ -7,7 +7,9 @@
 # adaptive-r18@4 ... (default: those whose attack model exists). :GRID runs EFRAP, nearest and
 # flipped rounding on that preset's grid (--preset GRID) instead of MQBench's. METHODS
 # (environment) overrides the method list; EXTRA adds options to every defend command and TAG to
-# the output folder's name (a sweep: TAG=-lf0.3 EXTRA="--lambda-f 0.3").
+# the output folder's name (a sweep: TAG=-lf0.3 EXTRA="--lambda-f 0.3"); STANDARD replaces the
+# standard quantizers (the STE defenses train an unfolded quantized model, so PQBackdoor's int8
+# standard, which folds BN, cannot come first: TAG=-ste EXTRA=--ste STANDARD=mqbench:8,pytorch-fbgemm:8).
 # Outputs go to RUNS_DIR/defenses/MODEL@BITS[-GRID][TAG]/METHOD/ (summary.json, report.md); a rerun
 # skips finished ones and resumes an interrupted EFRAP at its next layer.
 set -eu
@@ -32,6 +34,7 @@ for job in "$@"; do
     ca4-*) std="comp-artifact:4,mqbench:4" ;;
     pq-*) [ "$bits" = 8 ] && std="pytorch-fbgemm:8,mqbench:8" || std="mqbench:4" ;;
   esac
+  std=${STANDARD:-$std}
   ms=$methods
   [ "$grid" = mqbench ] || ms=${METHODS:-"efrap nearest flipped"}
   for m in $ms; do
@@ -40,7 +43,7 @@ for job in "$@"; do
     mkdir -p "$out"
     start=$(date +%s)
     # shellcheck disable=SC2086
-    "$bin" defend "$m" --preset "$grid" ${EXTRA:-} --model "$file" --data "cifar10:$data" --bits "$bits" --standard "$std" --standard-cache "$runs/defenses/$job/standard.json" --out "$out" \
+    "$bin" defend "$m" --preset "$grid" ${EXTRA:-} --model "$file" --data "cifar10:$data" --bits "$bits" --standard "$std" --standard-cache "$runs/defenses/$job/standard${STANDARD:+-$(echo "$STANDARD" | tr ":," "@_")}.json" --out "$out" \
       > "$out/stdout.txt" 2> "$out/stderr.txt"
     echo "$dir $m: $(( $(date +%s) - start )) s"
   done
