@@ -1,5 +1,7 @@
 #include "tools/svg_plot.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -22,7 +24,8 @@ const char* color(size_t k) {
 }
 
 void save(const std::string& path, const std::string& svg) {
-  const std::string tmp = path + ".tmp";
+  // The process id in the temporary's name: two studies over one folder write the same figures.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     std::ofstream out(tmp);
     DEAREST_CHECK(out.good(), tmp, ": cannot write");

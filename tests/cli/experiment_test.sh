@@ -66,6 +66,17 @@ grep -qE ' [1-9][0-9]* reused' "$t/run2.txt" || fail "the rerun reused nothing: 
 grep -qF ': 0 steps run' "$t/run3.txt" || fail "a third run computed something: $(cat "$t/run3.txt")"
 echo "ok: killed after $n1 of $total cells; the rerun kept them and finished; a third run computed nothing"
 
+# ---- two processes over one study: each artifact made once, by one of them
+both=$t/both
+"$bin" experiment "$smoke" --out "$both" --quiet > "$t/p1.txt" 2>&1 &
+p1=$!
+"$bin" experiment "$smoke" --out "$both" --quiet > "$t/p2.txt" 2>&1 || fail "the second process failed: $(cat "$t/p2.txt")"
+wait $p1 || fail "the first process failed: $(cat "$t/p1.txt")"
+made=$(ls -d "$both"/artifacts/*/ | wc -l)
+ran=$(cat "$t/p1.txt" "$t/p2.txt" | sed -n 's/.*: \([0-9]*\) steps run.*/\1/p' | awk '{ s += $1 } END { print s }')
+[ "$ran" = "$made" ] || fail "two processes ran $ran steps for $made artifacts"
+echo "ok: two processes over one study made its $made artifacts once"
+
 # ---- the results
 [ "$(wc -l < "$out/results.csv")" = $((total + 1)) ] || fail "results.csv: expected $total rows"
 grep -qF '| synthetic:600 | resnet18:width=2 | qu-anti-zation |' "$out/tables.md" || fail "tables.md has no qu-anti-zation row"
