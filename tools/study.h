@@ -30,6 +30,10 @@ struct StudyConfig {
   std::string text;  // the file as read (its key names the study's outputs)
 };
 
+// "efrap@lf0" is a variant of efrap, "adaptive@random" of adaptive: its own section's options (over
+// those of the base's section), its own column or row. The base name of a variant (or the name).
+std::string base_name(const std::string& name);
+
 // A model of the study given as a trained clean model file (X.safetensors) rather than a spec.
 bool is_model_file(const std::string& model);
 

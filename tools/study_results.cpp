@@ -1,0 +1,216 @@
+// A study's results: the CSV, the JSON, the paper-style Markdown tables and the figures.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+#include "tensor/error.h"
+#include "tools/defend_common.h"
+#include "tools/pipeline.h"
+#include "tools/study.h"
+#include "tools/svg_plot.h"
+
+namespace dearest::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Stat {
+  std::vector<double> v;
+  std::string text(int prec = 2) const {
+    if (v.empty()) return "–";
+    double m = 0;
+    for (double x : v) m += x;
+    m /= double(v.size());
+    char b[64];
+    if (v.size() == 1) {
+      std::snprintf(b, sizeof b, "%.*f", prec, m);
+      return b;
+    }
+    double s = 0;
+    for (double x : v) s += (x - m) * (x - m);
+    s = std::sqrt(s / double(v.size() - 1));
+    std::snprintf(b, sizeof b, "%.*f±%.*f", prec, m, prec, s);
+    return b;
+  }
+  double mean() const {
+    double m = 0;
+    for (double x : v) m += x;
+    return v.empty() ? NAN : m / double(v.size());
+  }
+};
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string o = "\"";
+  for (char ch : s) o += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return o + "\"";
+}
+
+std::string file_safe(std::string s) {
+  for (char& ch : s)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '.') ch = '_';
+  return s;
+}
+
+}  // namespace
+
+std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& cells) {
+  fs::create_directories(c.out + "/figures");
+  std::ostringstream csv;
+  csv << "dataset,model,attack,bits,defense,seed,float_cda,float_asr,standard,standard_cda,standard_asr,cda,asr,dtm\n";
+  Json rows = Json::array();
+  // (dataset, model, attack) -> column -> CDA and ASR over seeds; column "float", "B standard", "B defense"
+  using Key = std::tuple<std::string, std::string, std::string>;
+  std::map<Key, std::map<std::string, std::pair<Stat, Stat>>> table;
+  std::map<Key, std::map<std::string, Stat>> dtm;
+  std::set<std::string> float_seen;
+  size_t done = 0;
+  for (const Cell& cell : cells) {
+    if (!fs::exists(cell.summary)) continue;
+    ++done;
+    const Json s = read_json(cell.summary);
+    const std::string std_label = s["dtm_standard"].as_string();
+    const Json& st = s["standard"][std_label];
+    const double fc = s["float"]["cda"].as_number(), fa = s["float"]["asr"].as_number();
+    const double sc = st["cda"].as_number(), sa = st["asr"].as_number();
+    // Quantizer defenses report the model they made; removal defenses the float model they made under
+    // each standard quantizer, of which the first counts.
+    const Json& dm = s["defended"].contains("cda") ? s["defended"] : s["defended"][std_label];
+    const double cda = dm["cda"].as_number(), asr = dm["asr"].as_number(), d = s["dtm"].as_number();
+    csv << csv_field(cell.dataset) << "," << csv_field(cell.model) << "," << cell.attack << "," << cell.bits << ","
+        << cell.defense << "," << cell.seed << "," << fc << "," << fa << "," << std_label << "," << sc << "," << sa << ","
+        << cda << "," << asr << "," << d << "\n";
+    Json r = Json::object();
+    r.set("dataset", cell.dataset);
+    r.set("model", cell.model);
+    r.set("attack", cell.attack);
+    r.set("bits", int64_t(cell.bits));
+    r.set("defense", cell.defense);
+    r.set("seed", cell.seed);
+    r.set("float", s["float"]);
+    r.set("standard_quantizer", std_label);
+    r.set("standard", st);
+    r.set("defended", dm);
+    r.set("dtm", d);
+    r.set("summary", cell.summary);
+    rows.push(r);
+    const Key k{cell.dataset, cell.model, cell.attack};
+    const std::string b = std::to_string(cell.bits) + "-bit ";
+    // The float and standard numbers are the same in every defense of one attacked model: count each once.
+    if (float_seen.insert(cell.steps[1].dir).second)
+      table[k]["float"].first.v.push_back(fc), table[k]["float"].second.v.push_back(fa);
+    if (float_seen.insert(cell.steps[1].dir + "@" + std::to_string(cell.bits)).second)
+      table[k][b + "standard"].first.v.push_back(sc), table[k][b + "standard"].second.v.push_back(sa);
+    table[k][b + cell.defense].first.v.push_back(cda), table[k][b + cell.defense].second.v.push_back(asr);
+    dtm[k][b + cell.defense].v.push_back(d);
+  }
+  std::vector<std::string> cols = {"float"};
+  for (int bits : c.bits) {
+    cols.push_back(std::to_string(bits) + "-bit standard");
+    for (const auto& d : c.defenses) cols.push_back(std::to_string(bits) + "-bit " + d);
+  }
+  std::ostringstream md;
+  md << "# " << c.name << "\n\n" << done << " of " << cells.size() << " cells finished. CDA / ASR in %"
+     << (c.seeds.size() > 1 ? " (mean±std over " + std::to_string(c.seeds.size()) + " seeds)" : "")
+     << "; the standard quantizer is the attack's own (the first of each defense's --standard).\n\n| dataset | model | attack |";
+  for (const auto& col : cols) md << " " << col << " |";
+  md << "\n|---|---|---|";
+  for (size_t i = 0; i < cols.size(); ++i) md << "---|";
+  md << "\n";
+  for (const auto& [k, byc] : table) {
+    md << "| " << std::get<0>(k) << " | " << std::get<1>(k) << " | " << std::get<2>(k) << " |";
+    for (const auto& col : cols) {
+      auto it = byc.find(col);
+      md << " " << (it == byc.end() ? std::string("–") : it->second.first.text() + " / " + it->second.second.text()) << " |";
+    }
+    md << "\n";
+  }
+  md << "\nDTM (higher is better):\n\n| dataset | model | attack |";
+  std::vector<std::string> dcols;
+  for (int bits : c.bits)
+    for (const auto& d : c.defenses) dcols.push_back(std::to_string(bits) + "-bit " + d);
+  for (const auto& col : dcols) md << " " << col << " |";
+  md << "\n|---|---|---|";
+  for (size_t i = 0; i < dcols.size(); ++i) md << "---|";
+  md << "\n";
+  for (const auto& [k, byc] : dtm) {
+    md << "| " << std::get<0>(k) << " | " << std::get<1>(k) << " | " << std::get<2>(k) << " |";
+    for (const auto& col : dcols) {
+      auto it = byc.find(col);
+      md << " " << (it == byc.end() ? std::string("–") : it->second.text()) << " |";
+    }
+    md << "\n";
+  }
+  // One bar chart per (dataset, model, attack, bits): CDA and ASR of every defense.
+  for (const auto& [k, byc] : table)
+    for (int bits : c.bits) {
+      std::vector<std::string> cats = {"float", "standard"};
+      for (const auto& d : c.defenses) cats.push_back(d);
+      BarSeries cda{"CDA %", {}}, asr{"ASR %", {}}, dt{"DTM", {}};
+      bool any = false;
+      const auto& dtm_k = dtm[k];
+      for (const auto& cat : cats) {
+        const std::string col = cat == "float" ? "float" : std::to_string(bits) + "-bit " + cat;
+        auto it = byc.find(col);
+        auto id = dtm_k.find(col);
+        cda.values.push_back(it == byc.end() ? NAN : it->second.first.mean());
+        asr.values.push_back(it == byc.end() ? NAN : it->second.second.mean());
+        dt.values.push_back(id == dtm_k.end() ? NAN : id->second.mean());
+        any = any || (it != byc.end() && cat != "float");
+      }
+      if (!any) continue;
+      const std::string name = file_safe(std::get<0>(k) + "-" + std::get<1>(k) + "-" + std::get<2>(k) + "-" + std::to_string(bits)) + ".svg";
+      write_bar_chart(c.out + "/figures/" + name, std::get<1>(k) + ", " + std::get<2>(k) + ", " + std::to_string(bits) + "-bit",
+                      "%", cats, {cda, asr, dt}, 0, 100);
+      md << "\n![" << name << "](figures/" << name << ")\n";
+    }
+  // Sweeps (the supplementary's Figures 1 and 2): variants of one defense whose own sections set the
+  // same single numeric option (efrap@lf0.1: lambda-f = 0.1, efrap@lf3: lambda-f = 3, ...) give CDA
+  // and ASR against that option's value.
+  std::map<std::pair<std::string, std::string>, std::vector<std::pair<double, std::string>>> sweeps;  // (base, key) -> (value, variant)
+  for (const auto& d : c.defenses) {
+    auto it = c.defend_by.find(d);
+    if (d == base_name(d) || it == c.defend_by.end() || it->second.size() != 1) continue;
+    char* end = nullptr;
+    const double v = std::strtod(it->second[0].value.c_str(), &end);
+    if (end && *end == 0 && !it->second[0].value.empty()) sweeps[{base_name(d), it->second[0].key}].emplace_back(v, d);
+  }
+  for (auto& [bk, vs] : sweeps) {
+    if (vs.size() < 2) continue;
+    std::sort(vs.begin(), vs.end());
+    for (const auto& [k, byc] : table)
+      for (int bits : c.bits) {
+        Series cda{"CDA %", {}}, asr{"ASR %", {}};
+        for (const auto& [v, d] : vs) {
+          auto it = byc.find(std::to_string(bits) + "-bit " + d);
+          if (it == byc.end()) continue;
+          cda.points.emplace_back(v, it->second.first.mean());
+          asr.points.emplace_back(v, it->second.second.mean());
+        }
+        if (cda.points.size() < 2) continue;
+        const std::string name = file_safe(std::get<0>(k) + "-" + std::get<1>(k) + "-" + std::get<2>(k) + "-" +
+                                           std::to_string(bits) + "-" + bk.first + "-" + bk.second) + ".svg";
+        write_line_chart(c.out + "/figures/" + name, bk.first + " against " + bk.second + ": " + std::get<2>(k) + ", " +
+                         std::to_string(bits) + "-bit", bk.second, "%", {cda, asr}, 0, 100);
+        md << "\n![" << name << "](figures/" << name << ")\n";
+      }
+  }
+  write_text(c.out + "/results.csv", csv.str());
+  Json j = Json::object();
+  j.set("study", c.name);
+  j.set("config", c.file);
+  j.set("cells", int64_t(cells.size()));
+  j.set("finished", int64_t(done));
+  j.set("rows", rows);
+  write_text(c.out + "/results.json", j.dump(2) + "\n");
+  write_text(c.out + "/tables.md", md.str());
+  return md.str();
+}
+
+}  // namespace dearest::cli
