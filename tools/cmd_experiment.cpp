@@ -39,6 +39,10 @@ int experiment(const po::variables_map& vm) {
   for (const auto& m : c.models)
     DEAREST_CHECK(!is_model_file(m) || std::filesystem::exists(m), c.file, ":", c.models_line, ": clean model file ", m,
                   " not found (paths are relative to where dearest experiment runs)");
+  if (vm["report"].as<bool>()) {  // another process may be running the study: only read what is done
+    std::cout << write_study_results(c, cells);
+    return 0;
+  }
   write_text(c.out + "/study.ini", c.text);
   if (!quiet)
     std::cerr << c.name << ": " << cells.size() << " cells, " << c.jobs << " at once, " << threads
@@ -95,6 +99,7 @@ Command experiment_command() {
                 ("out", po::value<std::string>(), "output folder (default: the study's out, else runs/experiments/NAME)")
                 ("jobs", po::value<int>(), "cells run at once (default: the study's jobs, else 1)")
                 ("dry-run", po::bool_switch()->default_value(false), "check the study and print every cell's commands; run nothing")
+                ("report", po::bool_switch()->default_value(false), "write the results of the cells finished so far; run nothing")
                 ("quiet", po::bool_switch()->default_value(false), "no progress on stderr, no tables on stdout");
           },
           experiment,

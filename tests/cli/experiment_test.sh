@@ -57,6 +57,8 @@ n1=$(echo "$finished" | wc -l)
 total=$("$bin" experiment "$smoke" --out "$out" --dry-run | grep -c "^  dearest defend")
 [ "$n1" -lt "$total" ] || fail "the run was not killed halfway ($n1 of $total cells done)"
 for f in $finished; do touch -r "$f" "$f.before"; done
+"$bin" experiment "$smoke" --out "$out" --report > "$t/partial.md" 2>&1 || fail "--report failed: $(cat "$t/partial.md")"
+grep -qF "$n1 of $total cells finished" "$t/partial.md" || fail "--report: $(head -3 "$t/partial.md")"
 "$bin" experiment "$smoke" --out "$out" --quiet > "$t/run2.txt" 2>&1 || fail "the rerun failed: $(cat "$t/run2.txt")"
 for f in $finished; do [ ! "$f" -nt "$f.before" ] || fail "a finished cell was recomputed: $f"; done
 n2=$(ls "$out"/artifacts/defend-*/summary.json | wc -l)
