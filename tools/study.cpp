@@ -40,6 +40,21 @@ std::string file_key(const std::string& path) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, ConfigEntry>> merged_options(const std::vector<const std::vector<ConfigEntry>*>& sections) {
+  std::map<std::string, ConfigEntry> m;
+  for (const auto* es : sections)
+    if (es)
+      for (const auto& e : *es) m[e.key] = e;
+  return {m.begin(), m.end()};
+}
+
+std::vector<std::pair<std::string, ConfigEntry>> defend_options(const StudyConfig& c, const std::string& defense) {
+  const std::string base = base_name(defense);
+  const auto ib = c.defend_by.find(base), id = c.defend_by.find(defense);
+  return merged_options({&c.defend_all, defense != base && ib != c.defend_by.end() ? &ib->second : nullptr,
+                         id != c.defend_by.end() ? &id->second : nullptr});
+}
+
 std::string default_standard(const std::string& attack, int bits) {
   const std::string b = std::to_string(bits);
   if (attack == "qu-anti-zation" || attack == "adaptive") return "qu-anti-zation:" + b + ",mqbench:" + b;
@@ -72,7 +87,7 @@ std::vector<Cell> study_cells(const StudyConfig& c, int threads) {
           train = {"clean model (given)", {}, fs::path(m).parent_path().string(), m};
         } else {
           std::vector<std::string> ta = {"train", "--data", d, "--model", m, "--seed", std::to_string(seed)};
-          for (const auto& e : c.train) ta.push_back("--" + e.key + "=" + e.value);
+          for (const auto& [k, e] : merged_options({&c.train})) ta.push_back("--" + k + "=" + e.value);
           const std::string clean = art + "/clean-" + key_of(ta);
           ta.push_back("--out");
           ta.push_back(clean);
@@ -83,11 +98,12 @@ std::vector<Cell> study_cells(const StudyConfig& c, int threads) {
           for (int bits : c.bits) {
             const std::string ab = base_name(a);
             std::vector<std::string> aa = {"attack", ab, "--model", clean_model, "--data", d, "--seed", std::to_string(seed)};
-            // [attack], then [attack BASE] for a variant, then [attack NAME]: the last --set of a name wins.
-            for (const auto& e : c.attack_all) aa.insert(aa.end(), {"--set", e.key + "=" + e.value});
-            for (const std::string& sec : a == ab ? std::vector<std::string>{a} : std::vector<std::string>{ab, a})
-              if (auto it = c.attack_by.find(sec); it != c.attack_by.end())
-                for (const auto& e : it->second) aa.insert(aa.end(), {"--set", e.key + "=" + e.value});
+            // [attack], then [attack BASE] for a variant, then [attack NAME]; sorted by name, so that
+            // moving an option between sections does not change what is computed.
+            const auto ia = c.attack_by.find(a), ib = c.attack_by.find(ab);
+            for (const auto& [k, e] : merged_options({&c.attack_all, a != ab && ib != c.attack_by.end() ? &ib->second : nullptr,
+                                                      ia != c.attack_by.end() ? &ia->second : nullptr}))
+              aa.insert(aa.end(), {"--set", k + "=" + e.value});
             if (per_width(a, c)) aa.insert(aa.end(), {"--set", "bits=" + std::to_string(bits)});
             std::vector<std::string> key = aa;
             if (!clean_key.empty()) key.push_back(clean_key);
@@ -110,22 +126,10 @@ std::vector<Cell> study_cells(const StudyConfig& c, int threads) {
                                              "--bits", std::to_string(bits), "--standard", standard};
               if (ste) da.push_back("--ste");
               // [defend], then [defend BASE] for a variant, then [defend NAME]: a later section's value
-              // replaces an earlier one's (an option may be given once per command).
-              std::vector<std::pair<std::string, std::string>> opts;
-              for (const auto* es : {&c.defend_all, def != base && c.defend_by.count(base) ? &c.defend_by.at(base) : nullptr,
-                                     c.defend_by.count(def) ? &c.defend_by.at(def) : nullptr}) {
-                if (!es) continue;
-                for (const auto& e : *es) {
-                  auto it = std::find_if(opts.begin(), opts.end(), [&](const auto& o) { return o.first == e.key; });
-                  if (it == opts.end())
-                    opts.emplace_back(e.key, e.value);
-                  else
-                    it->second = e.value;
-                }
-              }
+              // replaces an earlier one's (an option may be given once per command); sorted by name.
               bool seeded = false;
-              for (const auto& [k, v] : opts) {
-                da.push_back("--" + k + "=" + v);
+              for (const auto& [k, e] : defend_options(c, def)) {
+                da.push_back("--" + k + "=" + e.value);
                 seeded = seeded || k == "seed";
               }
               if (!seeded && seed != 0) da.push_back("--seed=" + std::to_string(1005 + seed));

@@ -52,6 +52,11 @@ struct Cell {
 // The cells in matrix order, their steps' artifact folders under OUT/artifacts.
 std::vector<Cell> study_cells(const StudyConfig& c, int threads_per_command);
 
+// The options of sections applied in order (a later one's value replaces an earlier one's), by name.
+std::vector<std::pair<std::string, ConfigEntry>> merged_options(const std::vector<const std::vector<ConfigEntry>*>& sections);
+// A defense's options: [defend], then [defend BASE] for a variant, then [defend NAME].
+std::vector<std::pair<std::string, ConfigEntry>> defend_options(const StudyConfig& c, const std::string& defense);
+
 // The victim's standard quantizers for an attack at a width (the first is the one DTM uses).
 std::string default_standard(const std::string& attack, int bits);
 

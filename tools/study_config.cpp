@@ -257,6 +257,15 @@ StudyConfig load_study(const std::string& path) {
   const std::set<std::string> defend_managed = {"method", "model", "data", "out", "bits", "standard", "standard-cache",
                                                 "config", "threads", "ste", "json", "help"};
   for (const auto& e : c.defend_all) check_option(path, e, defend_d, "defend", defend_managed);
+  // dearest defend refuses another grid for the robust quantizers (they are their own quantizer).
+  for (const auto& d : c.defenses) {
+    std::string m = base_name(d);
+    if (m.size() > 4 && m.compare(m.size() - 4, 4, "-ste") == 0) m = m.substr(0, m.size() - 4);
+    if (m != "omse" && m != "ocs" && m != "aciq") continue;
+    for (const auto& [k, e] : defend_options(c, d))
+      if (k == "preset" && e.value != "mqbench")
+        bad(path, e.line, "preset = " + e.value + " would apply to " + d + ", which is its own quantizer: set the preset in [defend efrap], [defend nearest] or [defend flipped]");
+  }
   for (const auto& [m, es] : c.defend_by) {
     if (std::none_of(c.defenses.begin(), c.defenses.end(), [&](const std::string& d) { return d == m || base_name(d) == m; }))
       bad(path, es.empty() ? 1 : es[0].line, "[defend " + m + "]: " + m + " is not among the study's defenses");

@@ -35,6 +35,8 @@ study '[defence]'; refuse 7 'unknown section [defence]'
 study 'bits = 4, 16'; sed -i '5d' "$t/bad.ini"; refuse 6 'bits: expected a whole number in [2, 8], got "16"'
 study '[defend ft]
 epochs = 1'; refuse 8 '[defend ft]: ft is not among the study'
+study '[defend]
+preset = qu-anti-zation'; sed -i 's/^defenses = nearest$/defenses = nearest, aciq/' "$t/bad.ini"; refuse 8 'would apply to aciq, which is its own quantizer'
 echo "ok: malformed studies refused"
 for f in "$(dirname "$smoke")"/*.ini; do
   "$bin" experiment "$f" --dry-run > "$t/dry.txt" 2>&1 || fail "$f does not pass its own check: $(cat "$t/dry.txt")"
