@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,13 +23,6 @@
 namespace dearest::cli {
 
 namespace fs = std::filesystem;
-
-std::string self_program() {
-  std::error_code ec;
-  const fs::path p = fs::read_symlink("/proc/self/exe", ec);
-  DEAREST_CHECK(!ec, "cannot find the running program (/proc/self/exe): ", ec.message());
-  return p.string();
-}
 
 std::string key_of(const std::vector<std::string>& parts) {
   Sha256 h;
@@ -114,7 +109,9 @@ StepOutcome run_step(const Step& step, const std::string& prefix, bool show_prog
     out.cached = true;
     return out;
   }
-  std::vector<std::string> argv = {self_program()};
+  // The running program itself, through /proc/self/exe: that still works when the file was
+  // rebuilt or removed while the pipeline runs (its path would then name another program or none).
+  std::vector<std::string> argv = {"dearest"};
   argv.insert(argv.end(), step.args.begin(), step.args.end());
   write_text(step.dir + "/command.txt", "dearest " + shell_line(step.args) + "\n");
   const std::string out_log = step.dir + "/stdout.txt", err_log = step.dir + "/stderr.txt";
@@ -134,7 +131,8 @@ StepOutcome run_step(const Step& step, const std::string& prefix, bool show_prog
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
-    ::execv(cargv[0], cargv.data());
+    ::execv("/proc/self/exe", cargv.data());
+    std::fprintf(stderr, "cannot run /proc/self/exe: %s\n", std::strerror(errno));
     ::_exit(127);
   }
   const bool tty = show_progress && ::isatty(2);

@@ -29,9 +29,6 @@ struct StepOutcome {
 // an error naming the step, its exit status, the last line it printed and the log file.
 StepOutcome run_step(const Step& step, const std::string& prefix, bool show_progress);
 
-// The running program's own path (children run the same build).
-std::string self_program();
-
 // A short stable key of the texts (SHA-256 of their length-prefixed concatenation, 16 hex digits):
 // artifact folders are named by the key of what they are computed from.
 std::string key_of(const std::vector<std::string>& parts);

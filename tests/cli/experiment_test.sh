@@ -81,6 +81,15 @@ ran=$(cat "$t/p1.txt" "$t/p2.txt" | sed -n 's/.*: \([0-9]*\) steps run.*/\1/p' |
 [ "$ran" = "$made" ] || fail "two processes ran $ran steps for $made artifacts"
 echo "ok: two processes over one study made its $made artifacts once"
 
+# ---- the program rebuilt (here: removed) while a study runs: its steps still run the same build
+cp "$bin" "$t/dearest-copy"
+"$t/dearest-copy" experiment "$smoke" --out "$t/rebuilt" --quiet > "$t/rebuilt.txt" 2>&1 &
+p3=$!
+sleep 1
+rm -f "$t/dearest-copy"
+wait $p3 || fail "the study failed once its program file was gone: $(cat "$t/rebuilt.txt")"
+echo "ok: a study outlives its program file"
+
 # ---- the results
 [ "$(wc -l < "$out/results.csv")" = $((total + 1)) ] || fail "results.csv: expected $total rows"
 grep -qF '| synthetic:600 | resnet18:width=2 | qu-anti-zation |' "$out/tables.md" || fail "tables.md has no qu-anti-zation row"
