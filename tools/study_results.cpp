@@ -119,34 +119,27 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
   md << "# " << c.name << "\n\n" << done << " of " << cells.size() << " cells finished. CDA / ASR in %"
      << (c.seeds.size() > 1 ? " (mean±std over " + std::to_string(c.seeds.size()) + " seeds)" : "")
      << "; the standard quantizer is the attack's own (the first of each defense's --standard).\n\n| dataset | model | attack |";
-  for (const auto& col : cols) md << " " << col << " |";
-  md << "\n|---|---|---|";
-  for (size_t i = 0; i < cols.size(); ++i) md << "---|";
-  md << "\n";
-  for (const auto& [k, byc] : table) {
-    md << "| " << std::get<0>(k) << " | " << std::get<1>(k) << " | " << std::get<2>(k) << " |";
-    for (const auto& col : cols) {
-      auto it = byc.find(col);
-      md << " " << (it == byc.end() ? std::string("–") : it->second.first.text() + " / " + it->second.second.text()) << " |";
-    }
+  // A table: a row per (dataset, model, attack), a column per `columns`, `text` of a row's column.
+  auto write_table = [&](const auto& rows, const std::vector<std::string>& columns, const auto& text) {
+    for (const auto& col : columns) md << " " << col << " |";
+    md << "\n|---|---|---|";
+    for (size_t i = 0; i < columns.size(); ++i) md << "---|";
     md << "\n";
-  }
+    for (const auto& [k, byc] : rows) {
+      md << "| " << std::get<0>(k) << " | " << std::get<1>(k) << " | " << std::get<2>(k) << " |";
+      for (const auto& col : columns) {
+        auto it = byc.find(col);
+        md << " " << (it == byc.end() ? std::string("–") : text(it->second)) << " |";
+      }
+      md << "\n";
+    }
+  };
+  write_table(table, cols, [](const std::pair<Stat, Stat>& v) { return v.first.text() + " / " + v.second.text(); });
   md << "\nDTM (higher is better):\n\n| dataset | model | attack |";
   std::vector<std::string> dcols;
   for (int bits : c.bits)
     for (const auto& d : c.defenses) dcols.push_back(std::to_string(bits) + "-bit " + d);
-  for (const auto& col : dcols) md << " " << col << " |";
-  md << "\n|---|---|---|";
-  for (size_t i = 0; i < dcols.size(); ++i) md << "---|";
-  md << "\n";
-  for (const auto& [k, byc] : dtm) {
-    md << "| " << std::get<0>(k) << " | " << std::get<1>(k) << " | " << std::get<2>(k) << " |";
-    for (const auto& col : dcols) {
-      auto it = byc.find(col);
-      md << " " << (it == byc.end() ? std::string("–") : it->second.text()) << " |";
-    }
-    md << "\n";
-  }
+  write_table(dtm, dcols, [](const Stat& v) { return v.text(); });
   // One bar chart per (dataset, model, attack, bits): CDA and ASR of every defense.
   for (const auto& [k, byc] : table)
     for (int bits : c.bits) {
