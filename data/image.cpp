@@ -118,4 +118,43 @@ Tensor to_float(const Tensor& image_u8) {
   return out;
 }
 
+Tensor upscale_nearest(const Tensor& image, int64_t f) {
+  DEAREST_CHECK(image.dim() == 3 && image.dtype() == DType::F32, "upscale_nearest: expected f32 [C, H, W]");
+  DEAREST_CHECK(f >= 1, "upscale_nearest: the factor must be at least 1, got ", f);
+  const Tensor img = image.contiguous();
+  const int64_t C = img.size(0), h = img.size(1), w = img.size(2);
+  Tensor out = Tensor::zeros({C, h * f, w * f});
+  const float* s = img.data<float>();
+  float* d = out.data<float>();
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t y = 0; y < h * f; ++y)
+      for (int64_t x = 0; x < w * f; ++x) d[(c * h * f + y) * w * f + x] = s[(c * h + y / f) * w + x / f];
+  return out;
+}
+
+Tensor image_grid(const std::vector<std::vector<Tensor>>& rows, int64_t g) {
+  DEAREST_CHECK(!rows.empty() && !rows[0].empty(), "image_grid: no images");
+  const Tensor& first = rows[0][0];
+  DEAREST_CHECK(first.dim() == 3 && first.dtype() == DType::F32, "image_grid: expected f32 [C, H, W] images");
+  const int64_t C = first.size(0), h = first.size(1), w = first.size(2), n = int64_t(rows[0].size());
+  Tensor grid = Tensor::zeros({C, int64_t(rows.size()) * (h + g), n * (w + g)});
+  grid.fill_(1);
+  float* gp = grid.data<float>();
+  const int64_t GW = grid.size(2), GH = grid.size(1);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    DEAREST_CHECK(int64_t(rows[r].size()) <= n, "image_grid: row ", r, " is longer than the first");
+    for (size_t i = 0; i < rows[r].size(); ++i) {
+      const Tensor im = rows[r][i].contiguous();
+      DEAREST_CHECK(im.dim() == 3 && im.size(0) == C && im.size(1) == h && im.size(2) == w,
+                    "image_grid: every image must be [", C, ", ", h, ", ", w, "]");
+      const float* s = im.data<float>();
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t y = 0; y < h; ++y)
+          for (int64_t x = 0; x < w; ++x)
+            gp[(c * GH + int64_t(r) * (h + g) + y) * GW + int64_t(i) * (w + g) + x] = s[(c * h + y) * w + x];
+    }
+  }
+  return grid;
+}
+
 }  // namespace dearest::data

@@ -2,6 +2,7 @@
 // tensors [3, H, W]: u8 as decoded, f32 in [0, 1] once converted.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "tensor/tensor.h"
 
@@ -19,6 +20,13 @@ void write_png(const std::string& path, const Tensor& image);
 // Encodes u8 [3, H, W] as a baseline JPEG at `quality` (1..100; stb_image_write, 4:2:0 chroma
 // below 91 as libjpeg's defaults) and decodes it again: the loss a JPEG copy of a dataset carries.
 Tensor jpeg_round_trip(const Tensor& image_u8, int quality);
+
+// Nearest-neighbour upscaling of f32 [C, H, W] by an integer factor: small images made visible.
+Tensor upscale_nearest(const Tensor& image, int64_t factor);
+
+// f32 images [C, H, W] of one size tiled in rows (each row as long as the first), with a white
+// gutter of `gutter` pixels: a figure of many small images.
+Tensor image_grid(const std::vector<std::vector<Tensor>>& rows, int64_t gutter = 2);
 
 // Bilinear resize of f32 [C, H, W], half-pixel centres (torch.nn.functional.interpolate with
 // mode="bilinear", align_corners=False, no antialiasing).

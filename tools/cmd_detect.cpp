@@ -101,6 +101,7 @@ int detect(const po::variables_map& vm) {
     Json per = Json::array();
     std::filesystem::create_directories(out + "/masks");
     Series norms{"|m|_1 per label", {}};
+    std::vector<std::vector<Tensor>> sheet(3);
     for (int32_t k : labels) {
       const defenses::ReversedTrigger t = defenses::reverse_engineer(*model, clean, jo.data.kind, k, nc);
       l1.push_back(t.l1);
@@ -118,7 +119,13 @@ int detect(const po::variables_map& vm) {
       data::write_png(base + "-mask.png", m3);
       data::write_png(base + "-pattern.png", t.pattern);
       data::write_png(base + "-fusion.png", mul(m3, t.pattern).contiguous());
+      const int64_t f = H < 64 ? 4 : 1;
+      sheet[0].push_back(data::upscale_nearest(m3.to(DType::F32), f));
+      sheet[1].push_back(data::upscale_nearest(t.pattern.contiguous(), f));
+      sheet[2].push_back(data::upscale_nearest(mul(m3, t.pattern).contiguous(), f));
     }
+    // One sheet: masks, patterns and their products, a column per label.
+    data::write_png(out + "/masks.png", data::image_grid(sheet));
     const defenses::MadResult mad = defenses::mad_outliers(l1);
     sum.set("labels", per);
     sum.set("median", mad.median);

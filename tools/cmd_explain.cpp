@@ -98,18 +98,6 @@ Tensor overlay(const Tensor& image, const float* heat) {
   return out;
 }
 
-// Upsamples [3, h, w] by an integer factor (nearest): small images are hard to see.
-Tensor enlarge(const Tensor& img, int64_t f) {
-  const int64_t h = img.size(1), w = img.size(2);
-  Tensor out = Tensor::zeros({3, h * f, w * f});
-  const float* s = img.contiguous().data<float>();
-  float* d = out.data<float>();
-  for (int64_t c = 0; c < 3; ++c)
-    for (int64_t y = 0; y < h * f; ++y)
-      for (int64_t x = 0; x < w * f; ++x) d[(c * h * f + y) * w * f + x] = s[(c * h + y / f) * w + x / f];
-  return out;
-}
-
 int explain(const po::variables_map& vm) {
   const std::string what = vm["what"].as<std::string>(), out = vm["out"].as<std::string>();
   DEAREST_CHECK(what == "gradcam" || what == "tsne", "explain: expected gradcam or tsne, got \"", what, "\"");
@@ -141,7 +129,7 @@ int explain(const po::variables_map& vm) {
     const Tensor xin = normalized(trig, jo.data.kind);
     const int64_t n = trig.size(0), f = trig.size(2) < 64 ? 4 : 1;
     std::vector<std::vector<Tensor>> rows(1 + models.size());
-    for (int64_t i = 0; i < n; ++i) rows[0].push_back(enlarge(trig.select(0, i), f));
+    for (int64_t i = 0; i < n; ++i) rows[0].push_back(data::upscale_nearest(trig.select(0, i), f));
     for (size_t m = 0; m < models.size(); ++m) {
       const std::string layer = vm.count("layer") ? vm["layer"].as<std::string>() : nn::gradcam_layer(*models[m].model, models[m].spec);
       const std::vector<int32_t> pred = predictions(*models[m].model, xin);
@@ -155,26 +143,13 @@ int explain(const po::variables_map& vm) {
       for (int64_t i = 0; i < n; ++i) {
         p.push(int64_t(pred[size_t(i)]));
         to_target += pred[size_t(i)] == jo.target;
-        rows[m + 1].push_back(enlarge(overlay(trig.select(0, i), heat.data<float>() + i * heat.size(1) * heat.size(2)), f));
+        rows[m + 1].push_back(data::upscale_nearest(overlay(trig.select(0, i), heat.data<float>() + i * heat.size(1) * heat.size(2)), f));
       }
       j.set("predictions", p);
       j.set("sent_to_target", to_target);
       per.push(j);
     }
-    // The grid, with a 2-pixel white gutter.
-    const int64_t h = rows[0][0].size(1), w = rows[0][0].size(2), g = 2;
-    Tensor grid = Tensor::zeros({3, int64_t(rows.size()) * (h + g), n * (w + g)});
-    grid.fill_(1);
-    float* gp = grid.data<float>();
-    const int64_t GW = grid.size(2), GH = grid.size(1);
-    for (size_t r = 0; r < rows.size(); ++r)
-      for (int64_t i = 0; i < n; ++i) {
-        const float* s = rows[r][size_t(i)].contiguous().data<float>();
-        for (int64_t c = 0; c < 3; ++c)
-          for (int64_t y = 0; y < h; ++y)
-            for (int64_t x = 0; x < w; ++x)
-              gp[(c * GH + int64_t(r) * (h + g) + y) * GW + i * (w + g) + x] = s[(c * h + y) * w + x];
-      }
+    const Tensor grid = data::image_grid(rows);
     data::write_png(out + "/gradcam.png", grid);
     std::printf("%s/gradcam.png: row 1 the triggered test images; then one row per model:\n", out.c_str());
     for (size_t m = 0; m < models.size(); ++m)

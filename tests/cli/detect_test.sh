@@ -29,6 +29,7 @@ for key in '"model_anomaly_index"' '"flagged_labels"' '"as": "qu-anti-zation@8"'
   grep -qF "$key" "$t/nc/summary.json" || fail "neural-cleanse: no $key"
 done
 [ "$(ls "$t/nc/masks" | wc -l)" -eq 30 ] || fail "neural-cleanse: expected mask, pattern and fusion PNGs for 10 labels"
+[ -s "$t/nc/masks.png" ] || fail "neural-cleanse: no masks.png sheet"
 [ -s "$t/nc/norms.svg" ] || fail "neural-cleanse wrote no norm chart"
 # shellcheck disable=SC2086
 expect_error "unknown detector" detect abs $m --out "$t/bad"

@@ -88,5 +88,23 @@ TEST(Image, RejectsJpegHuffmanTableOverflow) {
   EXPECT_ERROR_CONTAINS(decode_image("BM" + std::string(60, '\0'), "x.bmp"), "x.bmp", "neither JPEG nor PNG");
 }
 
+TEST(Image, UpscaleNearestAndGrid) {
+  Tensor a = Tensor::from_vector<float>({0.f, 1.f, 0.5f, 0.25f}, {1, 2, 2});
+  Tensor u = upscale_nearest(a, 3);
+  ASSERT_EQ(u.shape(), (Shape{1, 6, 6}));
+  EXPECT_EQ(u.data<float>()[0 * 6 + 2], 0.f);   // (0, 2) comes from (0, 0)
+  EXPECT_EQ(u.data<float>()[2 * 6 + 3], 1.f);   // (2, 3) from (0, 1)
+  EXPECT_EQ(u.data<float>()[5 * 6 + 0], 0.5f);  // (5, 0) from (1, 0)
+  EXPECT_EQ(u.data<float>()[4 * 6 + 5], 0.25f); // (4, 5) from (1, 1)
+  Tensor g = image_grid({{a, a}, {u.slice(1, 0, 2).slice(2, 0, 2).contiguous()}}, 1);
+  ASSERT_EQ(g.shape(), (Shape{1, 6, 6}));  // 2 rows and 2 columns of 2x2 with 1-pixel gutters
+  EXPECT_EQ(g.data<float>()[0 * 6 + 4], 1.f);   // row 0, column 1, pixel (0, 1)
+  EXPECT_EQ(g.data<float>()[2 * 6 + 0], 1.f);   // the gutter below row 0 is white
+  EXPECT_EQ(g.data<float>()[3 * 6 + 3], 1.f);   // row 1 has one image: the rest stays white
+  EXPECT_EQ(g.data<float>()[3 * 6 + 0], 0.f);   // row 1, pixel (0, 0) of the cropped upscale
+  EXPECT_THROW(upscale_nearest(a, 0), Error);
+  EXPECT_THROW(image_grid({{a}, {a, a}}), Error);
+}
+
 }  // namespace
 }  // namespace dearest::data
