@@ -123,6 +123,7 @@ int demo(const po::variables_map& vm) {
       std::cerr << prefix << (o.cached ? std::string("done before, reused") : std::string(b)) << "\n";
     }
   }
+  if (!quiet) std::cerr << "dearest demo: the steps ran for " << int64_t(std::lround(total)) << " s\n";
 
   // The story, from the steps' own summaries.
   const Json train = read_json(out + "/1-clean/summary.json");
