@@ -23,6 +23,13 @@ const char* color(size_t k) {
   return colors[k % 8];
 }
 
+// The opening of every chart: the canvas, a white background and the title centred at title_x.
+void open_svg(std::ostringstream& os, double W, double H, double title_x, const std::string& title) {
+  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n"
+     << "<rect width='100%' height='100%' fill='white'/>\n"
+     << "<text x='" << title_x << "' y='22' text-anchor='middle' font-size='15'>" << esc(title) << "</text>\n";
+}
+
 void save(const std::string& path, const std::string& svg) {
   // The process id in the temporary's name: two studies over one folder write the same figures.
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
@@ -50,9 +57,7 @@ void write_line_chart(const std::string& path, const std::string& title, const s
   auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
   auto py = [&](double y) { return H - B - (y - a) / (b - a) * (H - T - B); };
   std::ostringstream os;
-  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n"
-     << "<rect width='100%' height='100%' fill='white'/>\n"
-     << "<text x='" << W / 2 << "' y='22' text-anchor='middle' font-size='15'>" << esc(title) << "</text>\n";
+  open_svg(os, W, H, W / 2, title);
   for (int i = 0; i <= 5; ++i) {  // grid and tick labels
     const double y = a + (b - a) * i / 5, x = x0 + (x1 - x0) * i / 5;
     char ly[32], lx[32];
@@ -98,9 +103,7 @@ void write_bar_chart(const std::string& path, const std::string& title, const st
   if (!(a < b)) b = a + 1;
   auto py = [&](double y) { return H - B - (std::min(b, std::max(a, y)) - a) / (b - a) * (H - T - B); };
   std::ostringstream os;
-  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n"
-     << "<rect width='100%' height='100%' fill='white'/>\n"
-     << "<text x='" << (L + W - R) / 2 << "' y='22' text-anchor='middle' font-size='15'>" << esc(title) << "</text>\n";
+  open_svg(os, W, H, (L + W - R) / 2, title);
   for (int i = 0; i <= 5; ++i) {
     const double y = a + (b - a) * i / 5;
     char ly[32];
@@ -145,10 +148,8 @@ void write_scatter(const std::string& path, const std::string& title, const std:
   auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
   auto py = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
   std::ostringstream os;
-  os << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n"
-     << "<rect width='100%' height='100%' fill='white'/>\n"
-     << "<text x='" << (L + W - R) / 2 << "' y='22' text-anchor='middle' font-size='15'>" << esc(title) << "</text>\n"
-     << "<rect x='" << L << "' y='" << T << "' width='" << W - L - R << "' height='" << H - T - B << "' fill='none' stroke='#333'/>\n";
+  open_svg(os, W, H, (L + W - R) / 2, title);
+  os << "<rect x='" << L << "' y='" << T << "' width='" << W - L - R << "' height='" << H - T - B << "' fill='none' stroke='#333'/>\n";
   size_t k = 0;
   for (const auto& g : groups) {
     const std::string c = g.cross ? "#000" : color(k++);
