@@ -32,7 +32,8 @@ int experiment(const po::variables_map& vm) {
               << " threads per command; outputs in " << c.out << "\n";
     for (const Cell& cell : cells) {
       std::cout << "\n" << cell.label() << "\n";
-      for (const Step& s : cell.steps) std::cout << "  dearest " << shell_line(s.args) << "\n";
+      for (const Step& s : cell.steps)  // a step without arguments is a given file: nothing runs
+        std::cout << "  " << (s.args.empty() ? s.label + ": " + s.done : "dearest " + shell_line(s.args)) << "\n";
     }
     return 0;
   }

@@ -40,7 +40,9 @@ preset = qu-anti-zation'; sed -i 's/^defenses = nearest$/defenses = nearest, aci
 echo "ok: malformed studies refused"
 for f in "$(dirname "$smoke")"/*.ini; do
   "$bin" experiment "$f" --dry-run > "$t/dry.txt" 2>&1 || fail "$f does not pass its own check: $(cat "$t/dry.txt")"
+  ! grep -qx "  dearest *" "$t/dry.txt" || fail "$f: --dry-run prints a step with no command"
 done
+"$bin" experiment "$(dirname "$smoke")/cifar10-mini.ini" --dry-run | grep -q "^  clean model (given): runs/cifar10-r18w16-jpeg/model.safetensors$" || fail "--dry-run does not name a given clean model"
 echo "ok: every study in $(dirname "$smoke") passes its check"
 
 # ---- a run killed halfway, then resumed
