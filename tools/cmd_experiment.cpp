@@ -1,12 +1,14 @@
 // dearest experiment STUDY.ini: runs a study's matrix (tools/study.h), cells in parallel when asked,
 // every artifact cached so that a rerun computes only what is missing, then writes the results
 // CSV/JSON, the paper-style tables and the figures.
-#include <atomic>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "tensor/error.h"
@@ -17,6 +19,100 @@
 namespace dearest::cli {
 
 namespace {
+
+struct CellRun {
+  size_t ran = 0, reused = 0;
+  std::vector<std::string> failures;
+};
+
+// Runs the cells with `jobs` workers. A worker takes the first open cell that no other worker of
+// this process holds. A step being made elsewhere (another worker's cell sharing the attacked
+// model, or another process over the same study) is not waited for: the cell stays open and the
+// worker tries the next one, so two workers train two different attacks rather than one waiting an
+// hour on the other. Only when every open cell it can take is busy does a worker sleep and look
+// again. A step that failed fails every other cell that needs it at once (an attack that fails is
+// not retried by each of its defenses).
+CellRun run_cells(const std::vector<Cell>& cells, int jobs, bool quiet) {
+  CellRun r;
+  std::mutex m;
+  std::vector<size_t> open(cells.size());
+  for (size_t i = 0; i < cells.size(); ++i) open[i] = i;
+  std::set<size_t> taken;
+  std::map<std::string, std::string> failed;  // step folder -> why
+  auto worker = [&] {
+    std::set<size_t> busy;  // found busy in this pass over the open cells
+    for (;;) {
+      size_t i = cells.size();
+      {
+        std::lock_guard<std::mutex> lock(m);
+        if (open.empty()) return;
+        for (size_t j : open)
+          if (!taken.count(j) && !busy.count(j)) {
+            i = j;
+            break;
+          }
+        if (i < cells.size()) taken.insert(i);
+      }
+      if (i == cells.size()) {  // everything open is held elsewhere: look again in a while
+        busy.clear();
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+        continue;
+      }
+      const Cell& cell = cells[i];
+      char head[64];
+      std::snprintf(head, sizeof head, "[%zu/%zu] ", i + 1, cells.size());
+      bool finished = true;
+      try {
+        for (const Step& s : cell.steps) {
+          {
+            std::lock_guard<std::mutex> lock(m);
+            const auto f = failed.find(s.dir);
+            if (f != failed.end()) fail(s.label, " failed in another cell: ", f->second);
+          }
+          StepOutcome o;
+          try {
+            o = run_step(s, head + cell.label() + ", " + s.label + ": ", !quiet && jobs == 1, false);
+          } catch (const Error& e) {
+            std::lock_guard<std::mutex> lock(m);
+            failed.emplace(s.dir, e.what());
+            throw;
+          }
+          std::lock_guard<std::mutex> lock(m);
+          if (o.busy) {
+            finished = false;
+            break;
+          }
+          (o.cached ? r.reused : r.ran)++;
+          if (!quiet && !o.cached) {
+            char b[32];
+            std::snprintf(b, sizeof b, "%.0f s", o.seconds);
+            std::cerr << head << cell.label() << ", " << s.label << ": " << b << "\n";
+          }
+        }
+        if (!quiet && finished) {
+          std::lock_guard<std::mutex> lock(m);
+          std::cerr << head << cell.label() << ": done\n";
+        }
+      } catch (const Error& e) {
+        std::lock_guard<std::mutex> lock(m);
+        r.failures.push_back(cell.label() + ": " + e.what());
+        std::cerr << head << cell.label() << ": FAILED: " << e.what() << "\n";
+      }
+      std::lock_guard<std::mutex> lock(m);
+      taken.erase(i);
+      if (finished) {
+        open.erase(std::find(open.begin(), open.end(), i));
+        busy.clear();
+      } else {
+        busy.insert(i);
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int j = 0; j < jobs; ++j) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  return r;
+}
 
 int experiment(const po::variables_map& vm) {
   StudyConfig c = load_study(vm["study"].as<std::string>());
@@ -48,46 +144,13 @@ int experiment(const po::variables_map& vm) {
   if (!quiet)
     std::cerr << c.name << ": " << cells.size() << " cells, " << c.jobs << " at once, " << threads
               << " threads per command; outputs in " << c.out << "\n";
-  std::atomic<size_t> next{0};
-  std::mutex io;
-  std::vector<std::string> failures;
-  size_t ran = 0, reused = 0;
-  auto worker = [&] {
-    for (size_t i; (i = next++) < cells.size();) {
-      const Cell& cell = cells[i];
-      char head[64];
-      std::snprintf(head, sizeof head, "[%zu/%zu] ", i + 1, cells.size());
-      try {
-        for (const Step& s : cell.steps) {
-          const StepOutcome o = run_step(s, head + cell.label() + ", " + s.label + ": ", !quiet && c.jobs == 1);
-          std::lock_guard<std::mutex> lock(io);
-          (o.cached ? reused : ran)++;
-          if (!quiet && !o.cached) {
-            char b[32];
-            std::snprintf(b, sizeof b, "%.0f s", o.seconds);
-            std::cerr << head << cell.label() << ", " << s.label << ": " << b << "\n";
-          }
-        }
-        if (!quiet) {
-          std::lock_guard<std::mutex> lock(io);
-          std::cerr << head << cell.label() << ": done\n";
-        }
-      } catch (const Error& e) {
-        std::lock_guard<std::mutex> lock(io);
-        failures.push_back(cell.label() + ": " + e.what());
-        std::cerr << head << cell.label() << ": FAILED: " << e.what() << "\n";
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int j = 0; j < c.jobs; ++j) pool.emplace_back(worker);
-  for (auto& t : pool) t.join();
+  const CellRun r = run_cells(cells, c.jobs, quiet);
   const std::string md = write_study_results(c, cells);
   if (!vm["quiet"].as<bool>()) std::cout << md;
-  std::cerr << c.name << ": " << ran << " steps run, " << reused << " reused; " << failures.size()
+  std::cerr << c.name << ": " << r.ran << " steps run, " << r.reused << " reused; " << r.failures.size()
             << " cells failed; results in " << c.out << "/tables.md, results.csv, results.json\n";
-  for (const auto& f : failures) std::cerr << "  failed: " << f << "\n";
-  return failures.empty() ? 0 : 1;
+  for (const auto& f : r.failures) std::cerr << "  failed: " << f << "\n";
+  return r.failures.empty() ? 0 : 1;
 }
 
 }  // namespace

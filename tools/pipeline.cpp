@@ -73,13 +73,21 @@ std::string last_line(const std::string& path) {
   return cut == std::string::npos ? tail : tail.substr(cut + 1);
 }
 
-// An exclusive flock on PATH, released when the object goes.
+// An exclusive flock on PATH, released when the object goes. Each object opens the file anew, so
+// two threads of one process exclude each other as two processes do. Without `wait`, a lock held
+// elsewhere is not waited for: held() is then false.
 class FolderLock {
  public:
-  FolderLock(const std::string& path, const std::string& label) {
+  FolderLock(const std::string& path, const std::string& label, bool wait) {
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     DEAREST_CHECK(fd_ >= 0, path, ": cannot open the lock file");
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      DEAREST_CHECK(errno == EWOULDBLOCK, path, ": cannot lock: ", std::strerror(errno));
+      if (!wait) {
+        ::close(fd_);
+        fd_ = -1;
+        return;
+      }
       std::cerr << label << ": another process is making it; waiting for " << path << "\n";
       DEAREST_CHECK(::flock(fd_, LOCK_EX) == 0, path, ": cannot lock");
     }
@@ -87,6 +95,7 @@ class FolderLock {
   ~FolderLock() {
     if (fd_ >= 0) ::close(fd_);
   }
+  bool held() const { return fd_ >= 0; }
   FolderLock(const FolderLock&) = delete;
   FolderLock& operator=(const FolderLock&) = delete;
 
@@ -96,7 +105,7 @@ class FolderLock {
 
 }  // namespace
 
-StepOutcome run_step(const Step& step, const std::string& prefix, bool show_progress) {
+StepOutcome run_step(const Step& step, const std::string& prefix, bool show_progress, bool wait) {
   StepOutcome out;
   if (fs::exists(step.done)) {
     out.cached = true;
@@ -104,7 +113,11 @@ StepOutcome run_step(const Step& step, const std::string& prefix, bool show_prog
   }
   DEAREST_CHECK(!step.args.empty(), step.label, ": ", step.done, " not found");
   fs::create_directories(step.dir);
-  FolderLock lock(step.dir + "/.lock", step.label);
+  FolderLock lock(step.dir + "/.lock", step.label, wait);
+  if (!lock.held()) {
+    out.busy = true;
+    return out;
+  }
   if (fs::exists(step.done)) {  // made by another process while this one waited
     out.cached = true;
     return out;

@@ -20,14 +20,16 @@ struct Step {
 
 struct StepOutcome {
   bool cached = false;  // complete before this call: nothing ran
+  bool busy = false;    // being made elsewhere right now and not waited for: nothing ran
   double seconds = 0;
 };
 
-// Runs the step unless `done` exists. Holds DIR/.lock (flock) while it runs, so another process
-// asking for the same artifact waits, then finds it complete. The child's stdout and stderr go to
+// Runs the step unless `done` exists. Holds DIR/.lock (flock) while it runs, so that another
+// process or thread asking for the same artifact either waits, then finds it complete (`wait`), or
+// returns at once with `busy` set, free to do other work. The child's stdout and stderr go to
 // files in DIR; on a terminal its latest progress line is shown after `prefix`. A failing child is
 // an error naming the step, its exit status, the last line it printed and the log file.
-StepOutcome run_step(const Step& step, const std::string& prefix, bool show_progress);
+StepOutcome run_step(const Step& step, const std::string& prefix, bool show_progress, bool wait = true);
 
 // A short stable key of the texts (SHA-256 of their length-prefixed concatenation, 16 hex digits):
 // artifact folders are named by the key of what they are computed from.

@@ -83,6 +83,24 @@ ran=$(cat "$t/p1.txt" "$t/p2.txt" | sed -n 's/.*: \([0-9]*\) steps run.*/\1/p' |
 [ "$ran" = "$made" ] || fail "two processes ran $ran steps for $made artifacts"
 echo "ok: two processes over one study made its $made artifacts once"
 
+# ---- an artifact being made elsewhere is not waited for while other cells can run
+held=$t/held
+attack_dir=$("$bin" experiment "$smoke" --out "$held" --dry-run | grep -m1 "^  dearest attack" | sed 's/.* --out \([^ ]*\) .*/\1/')
+[ -n "$attack_dir" ] || fail "no attack step in the dry run"
+mkdir -p "$attack_dir"
+(flock "$attack_dir/.lock" sleep 15; touch "$t/released") &
+holder=$!
+sleep 0.5
+"$bin" experiment "$smoke" --out "$held" --jobs 1 --quiet > "$t/held.txt" 2>&1 || fail "the study failed beside a held artifact: $(cat "$t/held.txt")"
+wait $holder
+[ -f "$t/released" ] || fail "the lock holder did not finish"
+early=$(find "$held"/artifacts/defend-* -name summary.json ! -newer "$t/released" | wc -l)
+late=$(find "$held"/artifacts/defend-* -name summary.json -newer "$t/released" | wc -l)
+[ "$early" -ge 1 ] || fail "no cell finished while one attack was held elsewhere (the study waited)"
+[ "$late" -ge 1 ] || fail "the held attack's cells did not wait for it"
+[ $((early + late)) = "$total" ] || fail "the study finished $((early + late)) of $total cells"
+echo "ok: with one attack held by another process, $early cells ran meanwhile and $late after it"
+
 # ---- the program rebuilt (here: removed) while a study runs: its steps still run the same build
 cp "$bin" "$t/dearest-copy"
 "$t/dearest-copy" experiment "$smoke" --out "$t/rebuilt" --quiet > "$t/rebuilt.txt" 2>&1 &
