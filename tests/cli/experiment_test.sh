@@ -101,6 +101,16 @@ late=$(find "$held"/artifacts/defend-* -name summary.json -newer "$t/released" |
 [ $((early + late)) = "$total" ] || fail "the study finished $((early + late)) of $total cells"
 echo "ok: with one attack held by another process, $early cells ran meanwhile and $late after it"
 
+# ---- a failing step fails the other cells that need it without running again
+# (the attack's calibration asks for more images than its pool holds: an error once it runs)
+printf '[study]\nname = broken\ndatasets = synthetic:600\nmodels = resnet18:width=2\nattacks = qu-anti-zation\nbits = 4\ndefenses = nearest, flipped, efrap\n[train]\nepochs = 1\nmax-steps = 1\n[attack]\nmqbench-calib = 5000:16:0.2\n' > "$t/broken.ini"
+if "$bin" experiment "$t/broken.ini" --out "$t/broken" --quiet > "$t/broken.txt" 2>&1; then fail "a study whose attack cannot run succeeded"; fi
+grep -qF "3 cells failed" "$t/broken.txt" || fail "expected 3 failed cells: $(cat "$t/broken.txt")"
+[ "$(grep -c '^\[[23]/3\] .*FAILED: attacked model failed in another cell' "$t/broken.txt")" = 2 ] || fail "the failed attack was not reported to its other cells: $(cat "$t/broken.txt")"
+# its log is appended to by every run of the step
+[ "$(grep -c "error: calibration" "$t"/broken/artifacts/attack-*/stderr.txt)" = 1 ] || fail "the failed attack ran more than once"
+echo "ok: an attack that failed was run once and failed its 3 cells"
+
 # ---- the program rebuilt (here: removed) while a study runs: its steps still run the same build
 cp "$bin" "$t/dearest-copy"
 "$t/dearest-copy" experiment "$smoke" --out "$t/rebuilt" --quiet > "$t/rebuilt.txt" 2>&1 &
