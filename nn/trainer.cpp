@@ -11,6 +11,7 @@
 
 #include "nn/layers.h"
 #include "tensor/json.h"
+#include "tensor/safetensors.h"
 
 namespace dearest::nn {
 
@@ -30,7 +31,10 @@ std::string hms(double s) {
 // A progress line, redrawn in place on a terminal, or printed every 10% when stderr is a file.
 class Progress {
  public:
-  Progress(bool on, std::string what, int64_t total) : on_(on), tty_(isatty(2)), what_(std::move(what)), total_(total), t0_(now()) {}
+  // first: steps already done before this process (an epoch resumed in its middle).
+  Progress(bool on, std::string what, int64_t total, int64_t first = 0)
+      : on_(on), tty_(isatty(2)), what_(std::move(what)), total_(total), first_(first), t0_(now()) {}
+  // images: those of this process's steps (the throughput shown).
   void update(int64_t done, int64_t images, const std::string& extra) {
     if (!on_) return;
     const double t = now();
@@ -39,7 +43,7 @@ class Progress {
     last_ = t;
     last_decile_ = decile;
     const double el = t - t0_, ips = el > 0 ? double(images) / el : 0;
-    const double eta = done > 0 ? el * double(total_ - done) / double(done) : 0;
+    const double eta = done > first_ ? el * double(total_ - done) / double(done - first_) : 0;
     std::fprintf(stderr, "%s%s %ld/%ld %s | %.0f img/s | %s elapsed, ETA %s%s", tty_ ? "\r\033[K" : "", what_.c_str(),
                  done, total_, extra.c_str(), ips, hms(el).c_str(), hms(eta).c_str(), tty_ ? "" : "\n");
     std::fflush(stderr);
@@ -51,7 +55,7 @@ class Progress {
  private:
   bool on_, tty_;
   std::string what_;
-  int64_t total_;
+  int64_t total_, first_;
   double t0_, last_ = 0;
   int64_t last_decile_ = -1;
 };
@@ -65,6 +69,38 @@ int64_t correct_of(const Tensor& logits, const Tensor& labels) {
   int64_t c = 0;
   for (int64_t i = 0; i < pred.numel(); ++i) c += p[i] == y[i];
   return c;
+}
+
+// Where an interrupted epoch stood at its last in-epoch checkpoint, with the sums its statistics
+// are made of (so the resumed epoch reports what an uninterrupted one would).
+struct PartialEpoch {
+  int64_t next_batch = 0, correct = 0, seen = 0;
+  double loss_sum = 0, seconds = 0;
+  static PartialEpoch from(const Metadata& m) {
+    PartialEpoch p;
+    p.next_batch = std::stoll(m.at("next_batch"));
+    p.correct = std::stoll(m.at("correct"));
+    p.seen = std::stoll(m.at("seen"));
+    p.loss_sum = std::stod(m.at("loss_sum"));
+    p.seconds = std::stod(m.at("seconds"));
+    return p;
+  }
+  void to(Metadata& m) const {
+    char b[64];
+    m["next_batch"] = std::to_string(next_batch);
+    m["correct"] = std::to_string(correct);
+    m["seen"] = std::to_string(seen);
+    std::snprintf(b, sizeof b, "%.17g", loss_sum);  // round-trips exactly
+    m["loss_sum"] = b;
+    std::snprintf(b, sizeof b, "%.17g", seconds);
+    m["seconds"] = b;
+  }
+};
+
+std::string metadata_value(const SafetensorsFile& f, const std::string& key, const std::string& otherwise) {
+  for (const auto& [k, v] : f.metadata)
+    if (k == key) return v;
+  return otherwise;
 }
 
 EpochStats stats_from_json(const Json& j) {
@@ -169,6 +205,20 @@ std::vector<EpochStats> Trainer::fit(BatchSource& train, BatchSource* test) {
   } else if (!log.empty()) {
     std::ofstream(log, std::ios::trunc);
   }
+  // An epoch interrupted in its middle: its last in-epoch checkpoint, if it belongs to the epoch
+  // the run resumes at (one left from a finished epoch is stale).
+  const std::string partial = o_.out_dir.empty() ? "" : o_.out_dir + "/partial.safetensors";
+  PartialEpoch resume_in_epoch;
+  if (!partial.empty() && fs::exists(partial)) {
+    if (o_.resume && std::stoll(metadata_value(read_safetensors(partial), "epoch", "-1")) == start_epoch_) {
+      const Metadata meta = load_checkpoint(partial, model_, opt_);
+      resume_in_epoch = PartialEpoch::from(meta);
+      if (o_.progress)
+        std::fprintf(stderr, "resuming %s at epoch %ld, step %ld\n", partial.c_str(), start_epoch_ + 1, resume_in_epoch.next_batch);
+    } else {
+      fs::remove(partial);
+    }
+  }
   const int64_t steps = o_.max_steps_per_epoch > 0 ? std::min(o_.max_steps_per_epoch, train.num_batches()) : train.num_batches();
   for (int64_t epoch = start_epoch_; epoch < o_.epochs; ++epoch) {
     set_train_mode();
@@ -176,11 +226,15 @@ std::vector<EpochStats> Trainer::fit(BatchSource& train, BatchSource* test) {
     EpochStats st;
     st.epoch = epoch;
     st.lr = schedule_.lr(base_lr_, epoch, o_.epochs);
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
+    // Steps, sums and seconds of this epoch done before an interruption.
+    PartialEpoch done;
+    if (epoch == start_epoch_) done = resume_in_epoch;
+    double loss_sum = done.loss_sum;
+    int64_t correct = done.correct, seen = done.seen;
     const double t0 = now();
-    Progress bar(o_.progress, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o_.epochs), steps);
-    for (int64_t b = 0; b < steps; ++b) {
+    double saved = t0;
+    Progress bar(o_.progress, "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o_.epochs), steps, done.next_batch);
+    for (int64_t b = done.next_batch; b < steps; ++b) {
       opt_.lr = schedule_.lr(base_lr_, epoch, o_.epochs, double(b) / double(steps));
       Tensor x, y, logits;
       train.get(b, x, y);
@@ -199,10 +253,17 @@ std::vector<EpochStats> Trainer::fit(BatchSource& train, BatchSource* test) {
       char extra[96];
       std::snprintf(extra, sizeof extra, "loss %.4f top1 %.2f%% lr %.4g", loss_sum / double(seen),
                     100.0 * double(correct) / double(seen), opt_.lr);
-      bar.update(b + 1, seen, extra);
+      bar.update(b + 1, seen - done.seen, extra);
+      if (!partial.empty() && o_.checkpoint_seconds > 0 && b + 1 < steps && now() - saved >= o_.checkpoint_seconds) {
+        Metadata meta = extra_metadata;
+        meta["epoch"] = std::to_string(epoch);
+        PartialEpoch{b + 1, correct, seen, loss_sum, done.seconds + now() - t0}.to(meta);
+        save_checkpoint(partial, model_, spec_, opt_, meta);
+        saved = now();
+      }
     }
     bar.finish();
-    st.seconds = now() - t0;
+    st.seconds = done.seconds + now() - t0;
     st.train_loss = loss_sum / double(std::max<int64_t>(1, seen));
     st.train_top1 = double(correct) / double(std::max<int64_t>(1, seen));
     st.images_per_second = double(seen) / st.seconds;
@@ -220,6 +281,7 @@ std::vector<EpochStats> Trainer::fit(BatchSource& train, BatchSource* test) {
       meta["base_lr"] = std::to_string(base_lr_);
       save_checkpoint(ckpt, model_, spec_, opt_, meta);
       std::ofstream(log, std::ios::app) << epoch_stats_json(st) << "\n";
+      fs::remove(partial);
     }
     if (o_.progress)
       std::fprintf(stderr, "epoch %ld/%ld: train loss %.4f top1 %.2f%%%s, %.1f s, %.0f img/s\n", epoch + 1, o_.epochs,

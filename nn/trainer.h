@@ -1,6 +1,6 @@
 // The training and evaluation loop every library uses (attacks and defenses train too): epochs,
-// loss and top-1, per-step and per-epoch callbacks, a checkpoint after every epoch, exact resume
-// from the last checkpoint, a progress line with throughput and ETA on stderr, and a JSON-lines
+// loss and top-1, per-step and per-epoch callbacks, a checkpoint after every epoch and every ten
+// minutes inside one, exact resume from the last checkpoint, a progress line with throughput and ETA on stderr, and a JSON-lines
 // log of every epoch.
 //
 // Determinism: batches are a function of (epoch, batch number) (data::LoaderSource), dropout
@@ -42,6 +42,10 @@ struct TrainOptions {
   double label_smoothing = 0;
   int64_t eval_every = 1;     // epochs; 0 = never
   int64_t max_steps_per_epoch = 0;  // 0 = all (for quick runs and benchmarks)
+  // Also a checkpoint inside an epoch (out_dir/partial.safetensors) once this many seconds have
+  // passed since the last one, so an interrupted long epoch resumes at its next step, not at its
+  // start (0: at the end of each epoch only).
+  double checkpoint_seconds = 600;
   // Train with batch-norm statistics frozen (the BN layers in eval mode, their affine parameters
   // still trained), or with the whole model in eval mode (fine-tuning as net.eval() does).
   bool batchnorm_eval = false;
