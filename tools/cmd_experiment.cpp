@@ -141,9 +141,12 @@ int experiment(const po::variables_map& vm) {
     return 0;
   }
   write_text(c.out + "/study.ini", c.text);
-  if (!quiet)
-    std::cerr << c.name << ": " << cells.size() << " cells, " << c.jobs << " at once, " << threads
-              << " threads per command; outputs in " << c.out << "\n";
+  if (!quiet) {
+    size_t finished = 0;
+    for (const Cell& cell : cells) finished += std::filesystem::exists(cell.summary);
+    std::cerr << c.name << ": " << cells.size() << " cells (" << finished << " finished before), " << c.jobs
+              << " at once, " << threads << " threads per command; outputs in " << c.out << "\n";
+  }
   const CellRun r = run_cells(cells, c.jobs, quiet);
   const std::string md = write_study_results(c, cells);
   if (!vm["quiet"].as<bool>()) std::cout << md;
