@@ -1,11 +1,11 @@
 #!/bin/sh
-# The CIFAR-10 detector runs of docs/defenses.md: Neural Cleanse and STRIP on a model in float and
-# under its victim's quantizer.
+# The CIFAR-10 detector runs of docs/defenses.md: Neural Cleanse, STRIP and ABS on a model in float
+# and under its victim's quantizer (ABS with its reference settings for CIFAR).
 #   bench/detect_cifar10.sh DEAREST_BINARY DATA_DIR RUNS_DIR [MODEL:QUANTIZER ...]
 # MODEL is runs/attacks/MODEL.safetensors (default: badnets-r18:pytorch-fbgemm:8 pq-r18:pytorch-fbgemm:8).
 # Neural Cleanse runs 100 steps of 256 images per label (the reference: 1000 of 1000 images, about
 # 40 times longer here); NC (environment) replaces those options.
-# Outputs: RUNS_DIR/detect/MODEL/{float,PRESET@BITS}/{neural-cleanse,strip}/ (summary.json, figures);
+# Outputs: RUNS_DIR/detect/MODEL/{float,PRESET@BITS}/{neural-cleanse,strip,abs}/ (summary.json, figures);
 # finished ones are skipped.
 set -eu
 bin=$1 data=$2 runs=$3
@@ -19,7 +19,7 @@ for job in "$@"; do
   for where in float "$q"; do
     qopt=""
     [ "$where" = float ] || qopt="--quantize $where"
-    for m in strip neural-cleanse; do
+    for m in strip neural-cleanse abs; do
       out=$runs/detect/$model/$(echo "$where" | sed 's/:\([0-9]*\)$/@\1/')/$m
       [ -f "$out/summary.json" ] && { echo "$model $where $m: done"; continue; }
       mkdir -p "$out"

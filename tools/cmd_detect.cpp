@@ -1,8 +1,8 @@
-// dearest detect neural-cleanse|strip: the backdoor detectors (defenses/neural_cleanse.h,
-// defenses/strip.h) on a float model, or on the same model under a victim's quantizer
-// (--quantize preset:bits). Writes DIR/summary.json and the figures: Neural Cleanse's
+// dearest detect neural-cleanse|strip|abs: the backdoor detectors (defenses/neural_cleanse.h,
+// defenses/strip.h, defenses/abs.h) on a float model, or on the same model under a victim's
+// quantizer (--quantize preset:bits). Writes DIR/summary.json and the figures: Neural Cleanse's
 // reverse-engineered mask, pattern and stamped pattern per label (PNG) and its norms (SVG);
-// STRIP's entropy histograms of clean and triggered inputs (SVG).
+// STRIP's entropy histograms of clean and triggered inputs (SVG); ABS's triggers (PNG).
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +10,7 @@
 
 #include "attacks/judge.h"
 #include "data/image.h"
+#include "defenses/abs.h"
 #include "defenses/neural_cleanse.h"
 #include "defenses/strip.h"
 #include "nn/checkpoint.h"
@@ -43,8 +44,8 @@ Json numbers(const std::vector<double>& v) {
 
 int detect(const po::variables_map& vm) {
   const std::string method = vm["method"].as<std::string>();
-  DEAREST_CHECK(method == "neural-cleanse" || method == "strip", "detect: unknown detector \"", method,
-                "\" (neural-cleanse, strip)");
+  DEAREST_CHECK(method == "neural-cleanse" || method == "strip" || method == "abs", "detect: unknown detector \"", method,
+                "\" (neural-cleanse, strip, abs)");
   const std::string file = vm["model"].as<std::string>(), out = vm["out"].as<std::string>();
   const bool quiet = vm["quiet"].as<bool>();
   std::vector<attacks::QuantTarget> quantize;
@@ -70,6 +71,25 @@ int detect(const po::variables_map& vm) {
   DEAREST_CHECK(so.overlays >= 1 && so.inputs >= 1, "--strip-overlays, --strip-inputs: positive");
   DEAREST_CHECK(so.frr > 0 && so.frr < 1, "--strip-frr: expected a rate in (0, 1), got ", so.frr);
   const double flag_detection = vm["strip-flag"].as<double>();
+  defenses::AbsOptions ao;
+  if (vm.count("abs-layers")) ao.layers = split_list(vm["abs-layers"].as<std::string>());
+  ao.seeds_per_class = vm["abs-seeds-per-class"].as<int64_t>();
+  ao.n_samples = vm["abs-samples"].as<int64_t>();
+  ao.top_neurons = vm["abs-top-neurons"].as<int64_t>();
+  ao.max_trigger = vm["abs-max-trigger"].as<int64_t>();
+  ao.mask_weight = vm["abs-mask-weight"].as<double>();
+  ao.lr = vm["abs-lr"].as<double>();
+  ao.epochs = vm["abs-epochs"].as<int64_t>();
+  ao.batch = vm["abs-batch"].as<int64_t>();
+  ao.test_images = vm["abs-images"].as<int64_t>();
+  ao.flag = vm["abs-flag"].as<double>();
+  ao.seed = vm["seed"].as<uint64_t>();
+  ao.progress = !quiet;
+  DEAREST_CHECK(ao.seeds_per_class >= 1 && ao.top_neurons >= 1 && ao.max_trigger >= 1 && ao.epochs >= 1 && ao.batch >= 1 &&
+                    ao.test_images >= 1,
+                "--abs-seeds-per-class, --abs-top-neurons, --abs-max-trigger, --abs-epochs, --abs-batch, --abs-images: positive");
+  DEAREST_CHECK(ao.n_samples >= 3, "--abs-samples: at least 3 (0 and two stimulation values)");
+  DEAREST_CHECK(ao.flag > 0 && ao.flag <= 1, "--abs-flag: expected (0, 1]");
 
   std::string trigger_spec;
   attacks::JudgeOptions jo = backdoor_options(vm, file, &trigger_spec);
@@ -144,6 +164,53 @@ int detect(const po::variables_map& vm) {
       for (size_t i = 0; i < labels.size(); ++i)
         std::printf("  label %d: |m|_1 %.1f, index %.2f%s\n", labels[i], l1[i], mad.index[i], mad.index[i] > 2 ? " *" : "");
     }
+  } else if (method == "abs") {
+    const defenses::AbsResult r = defenses::abs_scan(*model, lm.spec, jo.data, ao);
+    Json cands = Json::array();
+    std::vector<std::vector<Tensor>> sheet(3);
+    for (const auto& c : r.candidates) {
+      Json j = Json::object();
+      j.set("layer", c.layer);
+      j.set("neuron", c.neuron);
+      j.set("stimulated_label", int64_t(c.label));
+      j.set("stimulation_score", c.stimulation);
+      j.set("trigger_label", int64_t(c.trigger_label));
+      j.set("seed_success", c.seed_success);
+      j.set("reasr", c.reasr);
+      j.set("mask_pixels", c.mask_pixels);
+      cands.push(j);
+      const int64_t H = c.mask.size(0), W = c.mask.size(1), f = H < 64 ? 4 : 1;
+      const Tensor m3 = expand(reshape(c.mask, {1, H, W}), {3, H, W}).contiguous();
+      sheet[0].push_back(data::upscale_nearest(m3, f));
+      sheet[1].push_back(data::upscale_nearest(c.pattern.contiguous(), f));
+      sheet[2].push_back(data::upscale_nearest(mul(m3, c.pattern).contiguous(), f));
+    }
+    if (!r.candidates.empty()) data::write_png(out + "/triggers.png", data::image_grid(sheet));
+    sum.set("layers", [&] {
+      Json a = Json::array();
+      for (const auto& l : ao.layers.empty() ? defenses::default_abs_layers(*model, lm.spec) : ao.layers) a.push(l);
+      return a;
+    }());
+    Json sel = Json::array();
+    for (const auto& n : r.selected) {
+      Json j = Json::object();
+      j.set("layer", n.layer);
+      j.set("neuron", n.neuron);
+      j.set("label", int64_t(n.label));
+      j.set("score", n.score);
+      sel.push(j);
+    }
+    sum.set("selected", sel);
+    sum.set("candidates", cands);
+    sum.set("max_reasr", r.max_reasr);
+    if (!r.candidates.empty()) sum.set("max_reasr_label", int64_t(r.candidates[r.best].trigger_label));
+    sum.set("flag_reasr", ao.flag);
+    sum.set("flagged", r.flagged);
+    if (!quiet)
+      std::printf("ABS, %s (%s): %zu candidate neurons, max REASR %.3f%s -> %s\n", file.c_str(), what.c_str(),
+                  r.candidates.size(), r.max_reasr,
+                  r.candidates.empty() ? "" : (" (label " + std::to_string(r.candidates[r.best].trigger_label) + ")").c_str(),
+                  r.flagged ? "FLAGGED" : "not flagged");
   } else {
     const attacks::TriggerPtr trig = jo.trigger;
     const defenses::StripResult r =
@@ -178,9 +245,9 @@ int detect(const po::variables_map& vm) {
 }  // namespace
 
 Command detect_command() {
-  return {"detect", "backdoor detectors: detect neural-cleanse|strip --model M --data D [--quantize preset:bits] --out DIR",
+  return {"detect", "backdoor detectors: detect neural-cleanse|strip|abs --model M --data D [--quantize preset:bits] --out DIR",
           [](po::options_description& d) {
-            d.add_options()("method", po::value<std::string>()->required(), "neural-cleanse or strip")
+            d.add_options()("method", po::value<std::string>()->required(), "neural-cleanse, strip or abs")
                 ("model", po::value<std::string>()->required(), "the float model")
                 ("data", po::value<std::string>()->required(), "dataset spec (test split: clean images; training split: STRIP's overlays)")
                 ("out", po::value<std::string>()->required(), "output folder: summary.json and the figures")
@@ -195,6 +262,17 @@ Command detect_command() {
                 ("strip-inputs", po::value<int64_t>()->default_value(500), "strip: clean test inputs (and as many triggered)")
                 ("strip-frr", po::value<double>()->default_value(0.01), "strip: the false rejection rate that sets the threshold")
                 ("strip-flag", po::value<double>()->default_value(0.5), "strip: the model is flagged when at least this share of triggered inputs is detected")
+                ("abs-layers", po::value<std::string>(), "abs: the layers whose neurons are stimulated, comma separated (default: ResNet layer3,layer4; VGG its last two max-pools)")
+                ("abs-seeds-per-class", po::value<int64_t>()->default_value(5), "abs: seed images per class (training split)")
+                ("abs-samples", po::value<int64_t>()->default_value(5), "abs: stimulation values (0, then max/2, max, 2 max, ...)")
+                ("abs-top-neurons", po::value<int64_t>()->default_value(10), "abs: candidate neurons whose trigger is reverse-engineered")
+                ("abs-max-trigger", po::value<int64_t>()->default_value(64), "abs: trigger size bound in pixels (the reference's CIFAR setting)")
+                ("abs-mask-weight", po::value<double>()->default_value(50), "abs: weight of the mask size once above the bound")
+                ("abs-lr", po::value<double>()->default_value(0.4), "abs: Adam learning rate of the mask and pattern")
+                ("abs-epochs", po::value<int64_t>()->default_value(50), "abs: passes over the seed images per candidate")
+                ("abs-batch", po::value<int64_t>()->default_value(10), "abs: batch of the reverse engineering")
+                ("abs-images", po::value<int64_t>()->default_value(500), "abs: clean test images the REASR is measured on")
+                ("abs-flag", po::value<double>()->default_value(0.88), "abs: the model is flagged when the max REASR reaches this")
                 ("quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress")
                 ("json", po::value<bool>()->default_value(false)->implicit_value(true), "print the summary as JSON");
             add_backdoor_options(d);

@@ -1,6 +1,6 @@
 #!/bin/sh
-# dearest detect from the command line, on the synthetic set in seconds: STRIP and Neural Cleanse
-# on a float model and under a quantizer write their summaries and figures; bad options are clear
+# dearest detect from the command line, on the synthetic set in seconds: STRIP, Neural Cleanse and
+# ABS on a float model and under a quantizer write their summaries and figures; bad options are clear
 # errors.
 #   tests/cli/detect_test.sh DEAREST_BINARY
 set -eu
@@ -32,7 +32,17 @@ done
 [ -s "$t/nc/masks.png" ] || fail "neural-cleanse: no masks.png sheet"
 [ -s "$t/nc/norms.svg" ] || fail "neural-cleanse wrote no norm chart"
 # shellcheck disable=SC2086
-expect_error "unknown detector" detect abs $m --out "$t/bad"
+"$bin" detect abs $m --abs-seeds-per-class 2 --abs-epochs 2 --abs-images 20 --quantize qu-anti-zation:8 --out "$t/abs" > /dev/null
+for key in '"max_reasr"' '"candidates"' '"selected"' '"layers"' '"flag_reasr": 0.88' '"as": "qu-anti-zation@8"'; do
+  grep -qF "$key" "$t/abs/summary.json" || fail "abs: no $key"
+done
+[ -s "$t/abs/triggers.png" ] || fail "abs wrote no triggers.png"
+# shellcheck disable=SC2086
+expect_error "unknown detector" detect abc $m --out "$t/bad"
+# shellcheck disable=SC2086
+expect_error "--abs-samples: at least 3" detect abs $m --abs-samples 2 --out "$t/bad"
+# shellcheck disable=SC2086
+expect_error "no layer \"layer7\"" detect abs $m --abs-layers layer7 --out "$t/bad"
 # shellcheck disable=SC2086
 expect_error "--strip-frr: expected a rate" detect strip $m --strip-frr 0 --out "$t/bad"
 # shellcheck disable=SC2086

@@ -1,6 +1,8 @@
 // The detectors' mechanics: the MAD outlier test on known numbers, quantiles, STRIP's entropy on
 // models whose answer is known, Neural Cleanse's reverse engineering producing a mask and a
-// pattern in range with the norm it reports.
+// pattern in range with the norm it reports, ABS's stimulation margin on known numbers and its
+// scan finding a neuron planted to drive one label.
+#include "defenses/abs.h"
 #include "defenses/neural_cleanse.h"
 #include "defenses/strip.h"
 
@@ -74,6 +76,54 @@ TEST(NeuralCleanse, ReverseEngineeringGivesAMaskAndPatternInRange) {
   if (!t.reached) EXPECT_NEAR(t.l1, sum, 1e-3 * sum);
   EXPECT_GE(t.success, 0.0);
   EXPECT_ERROR_CONTAINS(reverse_engineer(*m, clean, "synthetic", 10, o), "label 10 outside [0, 10)");
+}
+
+TEST(Abs, StimulationMarginOnKnownNumbers) {
+  // Rows: the unstimulated logits, then two stimulated. Rises: label 0 by 2, label 1 by 5, label 2 by -1.
+  const auto [label, margin] = stimulation_margin({{0, 0, 1}, {1, 5, 0}, {2, 3, 0}});
+  EXPECT_EQ(label, 1);
+  EXPECT_DOUBLE_EQ(margin, 3);
+  EXPECT_ERROR_CONTAINS(stimulation_margin({{0, 1}}), "two values");
+}
+
+TEST(Abs, ScanFindsANeuronPlantedToDriveALabel) {
+  nn::ModelSpec spec;
+  auto m = test::warmed_model("resnet18:width=2", spec, 5, 20);
+  // Channel 7 of layer4 (16 channels at width 2) now adds 50 per unit to label 3's logit.
+  {
+    NoGradGuard ng;
+    for (auto& [n, p] : m->named_parameters())
+      if (n == "fc.weight") p.data<float>()[3 * p.size(1) + 7] = 50;
+  }
+  AbsOptions o;
+  o.seeds_per_class = 2;
+  o.epochs = 3;
+  o.test_images = 40;
+  o.progress = false;
+  const AbsResult r = abs_scan(*m, spec, data::parse_data_spec("synthetic:512"), o);
+  ASSERT_FALSE(r.candidates.empty());
+  bool found = false;
+  for (const auto& s : r.selected) found |= s.layer == "layer4" && s.neuron == 7 && s.label == 3;
+  for (const auto& c : r.candidates) {
+    EXPECT_TRUE(c.layer == "layer3" || c.layer == "layer4") << c.layer;
+    ASSERT_EQ(c.mask.shape(), (Shape{32, 32}));
+    ASSERT_EQ(c.pattern.shape(), (Shape{3, 32, 32}));
+    int64_t on = 0;
+    for (int64_t i = 0; i < c.mask.numel(); ++i) {
+      const double v = c.mask.data<float>()[i];
+      EXPECT_TRUE(v >= 0 && v <= 1);
+      on += v * v > o.mask_epsilon;
+    }
+    EXPECT_EQ(on, c.mask_pixels);
+    EXPECT_TRUE(c.reasr >= 0 && c.reasr <= 1);
+  }
+  EXPECT_TRUE(found) << "the planted neuron is not among the candidates";
+  EXPECT_LE(r.selected.size(), 10u);
+  EXPECT_LE(r.candidates.size(), r.selected.size());
+  EXPECT_EQ(r.flagged, r.max_reasr >= o.flag);
+  AbsOptions bad = o;
+  bad.layers = {"layer9"};
+  EXPECT_ERROR_CONTAINS(abs_scan(*m, spec, data::parse_data_spec("synthetic:512"), bad), "no layer \"layer9\"");
 }
 
 }  // namespace
