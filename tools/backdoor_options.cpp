@@ -21,7 +21,8 @@ void add_backdoor_options(po::options_description& d) {
       ("batch", po::value<int64_t>()->default_value(256), "evaluation batch size (per-batch quantizers depend on it)");
 }
 
-attacks::JudgeOptions backdoor_options(const po::variables_map& vm, const std::string& file, std::string* trigger_spec) {
+attacks::JudgeOptions backdoor_options(const po::variables_map& vm, const std::string& file, std::string* trigger_spec,
+                                       const std::string& fallback) {
   const auto meta = file_metadata(file);
   attacks::JudgeOptions o;
   o.data = data::parse_data_spec(vm["data"].as<std::string>());
@@ -33,6 +34,7 @@ attacks::JudgeOptions backdoor_options(const po::variables_map& vm, const std::s
     const Json p = Json::parse(meta.at("attack_params"), file);
     if (p.contains("trigger")) trig = p["trigger"].as_string() == "reference" ? meta.at("attack") : p["trigger"].as_string();
   }
+  if (trig.empty()) trig = fallback;
   DEAREST_CHECK(!trig.empty(), file, " records no trigger: give --trigger (e.g. pq-backdoor or square:size=4)");
   o.trigger = attacks::parse_trigger(trig, image);
   if (trigger_spec) *trigger_spec = trig;

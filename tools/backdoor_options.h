@@ -14,7 +14,9 @@ std::map<std::string, std::string> file_metadata(const std::string& path);
 void add_backdoor_options(po::options_description& d);
 // data, trigger, target, sources, include_target, images and batch of a JudgeOptions.
 // `trigger_spec`, when given, receives the trigger's spec text (to record with a defended model).
+// `fallback`: the trigger of a model that records none and was given none (for the commands that
+// do not need one, such as the trigger-agnostic detectors); empty: that is an error.
 attacks::JudgeOptions backdoor_options(const po::variables_map& vm, const std::string& model_file,
-                                       std::string* trigger_spec = nullptr);
+                                       std::string* trigger_spec = nullptr, const std::string& fallback = "");
 
 }  // namespace dearest::cli

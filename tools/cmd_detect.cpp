@@ -91,8 +91,11 @@ int detect(const po::variables_map& vm) {
   DEAREST_CHECK(ao.n_samples >= 3, "--abs-samples: at least 3 (0 and two stimulation values)");
   DEAREST_CHECK(ao.flag > 0 && ao.flag <= 1, "--abs-flag: expected (0, 1]");
 
+  // Neural Cleanse and ABS need no trigger: a model without one (a clean model) is scanned as it is.
+  const auto meta = file_metadata(file);
+  const bool known_backdoor = vm.count("trigger") || meta.count("trigger_spec") || meta.count("attack_params");
   std::string trigger_spec;
-  attacks::JudgeOptions jo = backdoor_options(vm, file, &trigger_spec);
+  attacks::JudgeOptions jo = backdoor_options(vm, file, &trigger_spec, method == "strip" ? "" : "square:size=1");
   nn::LoadedModel lm = nn::load_model(file);
   lm.model->eval();
   attacks::Judge judge(jo);
@@ -111,8 +114,13 @@ int detect(const po::variables_map& vm) {
   sum.set("arch", lm.spec.str());
   sum.set("data", vm["data"].as<std::string>());
   sum.set("as", what);
-  sum.set("trigger", jo.trigger->describe());
-  sum.set("target", int64_t(jo.target));
+  if (known_backdoor) {
+    sum.set("trigger", jo.trigger->describe());
+    sum.set("target", int64_t(jo.target));
+  } else {
+    sum.set("trigger", Json());
+    sum.set("target", Json());
+  }
   if (method == "neural-cleanse") {
     const auto clean = data::open_dataset(jo.data, data::test_split(jo.data.kind), nc.seed);
     std::vector<int32_t> labels;

@@ -37,6 +37,12 @@ for key in '"max_reasr"' '"candidates"' '"selected"' '"layers"' '"flag_reasr": 0
   grep -qF "$key" "$t/abs/summary.json" || fail "abs: no $key"
 done
 [ -s "$t/abs/triggers.png" ] || fail "abs wrote no triggers.png"
+# a clean model records no trigger: ABS and Neural Cleanse need none, STRIP does
+"$bin" train --model resnet18:width=2 --data synthetic:512 --epochs 1 --max-steps 2 --quiet --out "$t/clean" > /dev/null 2>&1
+"$bin" detect abs --model "$t/clean/model.safetensors" --data synthetic:512 --quiet --abs-seeds-per-class 1 --abs-epochs 1 \
+  --abs-images 10 --out "$t/abs-clean" > /dev/null || fail "abs refused a model without a trigger"
+grep -qF '"trigger": null' "$t/abs-clean/summary.json" || fail "abs on a clean model: the summary names a trigger"
+expect_error "records no trigger" detect strip --model "$t/clean/model.safetensors" --data synthetic:512 --out "$t/bad"
 # shellcheck disable=SC2086
 expect_error "unknown detector" detect abc $m --out "$t/bad"
 # shellcheck disable=SC2086
