@@ -123,6 +123,7 @@ int experiment(const po::variables_map& vm) {
   const int threads = vm.count("threads") ? vm["threads"].as<int>() : c.threads > 0 ? c.threads : std::max(1, cores / c.jobs);
   const std::vector<Cell> cells = study_cells(c, threads);
   const bool quiet = vm["quiet"].as<bool>();
+  if (!vm["report"].as<bool>()) check_study_calibration(c);
   if (vm["dry-run"].as<bool>()) {
     std::cout << c.name << ": " << cells.size() << " cells, " << c.jobs << " at once, " << threads
               << " threads per command; outputs in " << c.out << "\n";

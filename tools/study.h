@@ -26,7 +26,7 @@ struct StudyConfig {
   std::vector<ConfigEntry> train, attack_all, defend_all;
   std::map<std::string, std::vector<ConfigEntry>> attack_by, defend_by;  // [attack NAME], [defend NAME]
   std::map<std::string, std::string> standard_by;                         // [attack NAME] standard = ...
-  int models_line = 0;
+  int models_line = 0, datasets_line = 0, attacks_line = 0, defenses_line = 0;
   std::string text;  // the file as read (its key names the study's outputs)
 };
 
@@ -39,6 +39,11 @@ bool is_model_file(const std::string& model);
 
 // Reads and checks the whole file; nothing is run.
 StudyConfig load_study(const std::string& path);
+
+// Every attack's and defense's calibration set fits the datasets it draws from (SIZE images from
+// the first POOL of a split), else an error naming the line that set it (or the attacks/defenses
+// line, for a default). Opens the datasets; one that cannot be opened is left to the run to report.
+void check_study_calibration(const StudyConfig& c);
 
 struct Cell {
   std::string dataset, model, attack, defense;

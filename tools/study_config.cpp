@@ -214,6 +214,9 @@ StudyConfig load_study(const std::string& path) {
   }
   c.models = model_items(sv["models"]);
   c.models_line = study["models"];
+  c.datasets_line = study["datasets"];
+  c.attacks_line = study["attacks"];
+  c.defenses_line = study["defenses"];
   for (const auto& m : c.models) {
     if (is_model_file(m)) continue;  // a trained clean model: checked when the study runs
     try {

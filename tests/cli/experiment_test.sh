@@ -37,6 +37,12 @@ study '[defend ft]
 epochs = 1'; refuse 8 '[defend ft]: ft is not among the study'
 study '[defend]
 preset = qu-anti-zation'; sed -i 's/^defenses = nearest$/defenses = nearest, aciq/' "$t/bad.ini"; refuse 8 'would apply to aciq, which is its own quantizer'
+study '[attack]
+calib = 32:16:0.2
+mqbench-calib = 5000:16:0.2'; refuse 9 "attack qu-anti-zation's mqbench-calib asks for 5000 calibration images but synthetic:600's pool"
+study '[attack]
+calib = 32:16:0.2
+mqbench-calib = 32:16:0.2'; refuse 6 "defense nearest's calibration (default size 1024) asks for 1024 calibration images"
 echo "ok: malformed studies refused"
 for f in "$(dirname "$smoke")"/*.ini; do
   "$bin" experiment "$f" --dry-run > "$t/dry.txt" 2>&1 || fail "$f does not pass its own check: $(cat "$t/dry.txt")"
@@ -102,13 +108,13 @@ late=$(find "$held"/artifacts/defend-* -name summary.json -newer "$t/released" |
 echo "ok: with one attack held by another process, $early cells ran meanwhile and $late after it"
 
 # ---- a failing step fails the other cells that need it without running again
-# (the attack's calibration asks for more images than its pool holds: an error once it runs)
-printf '[study]\nname = broken\ndatasets = synthetic:600\nmodels = resnet18:width=2\nattacks = qu-anti-zation\nbits = 4\ndefenses = nearest, flipped, efrap\n[train]\nepochs = 1\nmax-steps = 1\n[attack]\nmqbench-calib = 5000:16:0.2\n' > "$t/broken.ini"
+# (the attack's trigger does not fit the image: an error once it runs)
+printf '[study]\nname = broken\ndatasets = synthetic:600\nmodels = resnet18:width=2\nattacks = qu-anti-zation\nbits = 4\ndefenses = nearest, flipped, efrap\n[train]\nepochs = 1\nmax-steps = 1\n[attack]\ncalib = 32:16:0.2\nmqbench-calib = 32:16:0.2\ntrigger = square:size=40,top=0,left=0\n[defend]\ncalib-size = 32\ncalib-pool = 0.2\n' > "$t/broken.ini"
 if "$bin" experiment "$t/broken.ini" --out "$t/broken" --quiet > "$t/broken.txt" 2>&1; then fail "a study whose attack cannot run succeeded"; fi
 grep -qF "3 cells failed" "$t/broken.txt" || fail "expected 3 failed cells: $(cat "$t/broken.txt")"
 [ "$(grep -c '^\[[23]/3\] .*FAILED: attacked model failed in another cell' "$t/broken.txt")" = 2 ] || fail "the failed attack was not reported to its other cells: $(cat "$t/broken.txt")"
 # its log is appended to by every run of the step
-[ "$(grep -c "error: calibration" "$t"/broken/artifacts/attack-*/stderr.txt)" = 1 ] || fail "the failed attack ran more than once"
+[ "$(grep -c "does not fit" "$t"/broken/artifacts/attack-*/stderr.txt)" = 1 ] || fail "the failed attack ran more than once"
 echo "ok: an attack that failed was run once and failed its 3 cells"
 
 # ---- the program rebuilt (here: removed) while a study runs: its steps still run the same build
