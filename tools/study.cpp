@@ -68,7 +68,7 @@ std::string Cell::label() const {
 }
 
 std::vector<Cell> study_cells(const StudyConfig& c, int threads) {
-  const std::string art = c.out + "/artifacts";
+  const std::string art = c.artifacts.empty() ? c.out + "/artifacts" : c.artifacts;
   const std::vector<std::string> engine = {"--threads", std::to_string(threads)};
   auto with_engine = [&](std::vector<std::string> a) {
     a.insert(a.end(), engine.begin(), engine.end());

@@ -19,6 +19,7 @@ struct ConfigEntry {
 
 struct StudyConfig {
   std::string file, name, out;
+  std::string artifacts;  // where the artifacts are cached (empty: OUT/artifacts); studies may share one
   std::vector<std::string> datasets, models, attacks, defenses;
   std::vector<int> bits;
   std::vector<int64_t> seeds;

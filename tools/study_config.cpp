@@ -195,15 +195,16 @@ StudyConfig load_study(const std::string& path) {
   (void)section_line;
 
   // [study]
-  static const std::set<std::string> study_keys = {"name", "out", "datasets", "models", "attacks", "bits",
+  static const std::set<std::string> study_keys = {"name", "out", "artifacts", "datasets", "models", "attacks", "bits",
                                                    "defenses", "seeds", "jobs", "threads"};
   for (const auto& [k, line] : study)
     if (!study_keys.count(k))
-      bad(path, line, "unknown key \"" + k + "\" in [study] (known: name, out, datasets, models, attacks, bits, defenses, seeds, jobs, threads)");
+      bad(path, line, "unknown key \"" + k + "\" in [study] (known: name, out, artifacts, datasets, models, attacks, bits, defenses, seeds, jobs, threads)");
   for (const char* k : {"datasets", "models", "attacks", "bits", "defenses"})
     if (!study.count(k)) fail(path, ": [study] needs \"", k, "\"");
   c.name = sv.count("name") ? sv["name"] : fs::path(path).stem().string();
   c.out = sv.count("out") ? sv["out"] : "runs/experiments/" + c.name;
+  if (sv.count("artifacts")) c.artifacts = sv["artifacts"];
   c.datasets = items(sv["datasets"]);
   for (const auto& d : c.datasets) {
     try {

@@ -117,6 +117,14 @@ grep -qF "3 cells failed" "$t/broken.txt" || fail "expected 3 failed cells: $(ca
 [ "$(grep -c "does not fit" "$t"/broken/artifacts/attack-*/stderr.txt)" = 1 ] || fail "the failed attack ran more than once"
 echo "ok: an attack that failed was run once and failed its 3 cells"
 
+# ---- another study over the first one's artifacts folder reuses what that one made
+sed -e 's/^name = smoke$/name = smoke-shared/' -e "s#^\[study\]\$#[study]\nartifacts = $out/artifacts#" "$smoke" > "$t/shared.ini"
+"$bin" experiment "$t/shared.ini" --out "$t/shared" --quiet > "$t/shared.txt" 2>&1 || fail "the sharing study failed: $(cat "$t/shared.txt")"
+grep -qF ': 0 steps run, 60 reused;' "$t/shared.txt" || fail "the sharing study recomputed: $(tail -1 "$t/shared.txt")"
+[ ! -d "$t/shared/artifacts" ] || fail "the sharing study made its own artifacts folder"
+[ "$(wc -l < "$t/shared/results.csv")" = $((total + 1)) ] || fail "the sharing study has not every cell in its results"
+echo "ok: a study over another's artifacts folder computed nothing and has all its results"
+
 # ---- the program rebuilt (here: removed) while a study runs: its steps still run the same build
 cp "$bin" "$t/dearest-copy"
 "$t/dearest-copy" experiment "$smoke" --out "$t/rebuilt" --quiet > "$t/rebuilt.txt" 2>&1 &
