@@ -139,6 +139,23 @@ int experiment(const po::variables_map& vm) {
                   " not found (paths are relative to where dearest experiment runs)");
   if (vm["report"].as<bool>()) {  // another process may be running the study: only read what is done
     std::cout << write_study_results(c, cells);
+    // What is being made right now, by whichever process holds each artifact's lock.
+    std::set<std::string> seen;
+    std::string running;
+    for (const Cell& cell : cells)
+      for (const Step& s : cell.steps) {
+        if (!seen.insert(s.dir).second) continue;
+        const StepActivity a = step_activity(s);
+        if (!a.running) continue;
+        // What the step is for: the model for a clean model, the attack for an attacked one, the cell for a defense.
+        const std::string what = &s == &cell.steps.back() ? cell.label()
+                               : &s == &cell.steps.front() ? cell.dataset + " " + cell.model
+                                                            : cell.dataset + " " + cell.model + " " + cell.attack +
+                                                                  (s.args.end() != std::find(s.args.begin(), s.args.end(), "bits=" + std::to_string(cell.bits))
+                                                                       ? " @" + std::to_string(cell.bits) : "");
+        running += "- " + s.label + ", " + what + " (" + s.dir + "):\n  " + (a.progress.empty() ? "started" : a.progress) + "\n";
+      }
+    std::cout << "\n" << (running.empty() ? "Nothing of this study is running now.\n" : "Running now:\n\n" + running);
     return 0;
   }
   write_text(c.out + "/study.ini", c.text);

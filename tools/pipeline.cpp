@@ -105,6 +105,16 @@ class FolderLock {
 
 }  // namespace
 
+StepActivity step_activity(const Step& step) {
+  StepActivity a;
+  if (step.args.empty() || fs::exists(step.done) || !fs::exists(step.dir + "/.lock")) return a;
+  FolderLock lock(step.dir + "/.lock", step.label, false);
+  if (lock.held()) return a;  // nobody is making it: it was interrupted, or not started
+  a.running = true;
+  a.progress = last_line(step.dir + "/stderr.txt");
+  return a;
+}
+
 StepOutcome run_step(const Step& step, const std::string& prefix, bool show_progress, bool wait) {
   StepOutcome out;
   if (fs::exists(step.done)) {

@@ -31,6 +31,14 @@ struct StepOutcome {
 // an error naming the step, its exit status, the last line it printed and the log file.
 StepOutcome run_step(const Step& step, const std::string& prefix, bool show_progress, bool wait = true);
 
+// Whether another process or thread is making the step right now (its folder's lock is held),
+// and if so the last line its log shows (its progress). Nothing is waited for.
+struct StepActivity {
+  bool running = false;
+  std::string progress;
+};
+StepActivity step_activity(const Step& step);
+
 // A short stable key of the texts (SHA-256 of their length-prefixed concatenation, 16 hex digits):
 // artifact folders are named by the key of what they are computed from.
 std::string key_of(const std::vector<std::string>& parts);

@@ -69,6 +69,7 @@ total=$("$bin" experiment "$smoke" --out "$out" --dry-run | grep -c "^  dearest 
 for f in $finished; do touch -r "$f" "$f.before"; done
 "$bin" experiment "$smoke" --out "$out" --report > "$t/partial.md" 2>&1 || fail "--report failed: $(cat "$t/partial.md")"
 grep -qF "$n1 of $total cells finished" "$t/partial.md" || fail "--report: $(head -3 "$t/partial.md")"
+grep -qF "Nothing of this study is running now." "$t/partial.md" || fail "--report after the kill: $(tail -3 "$t/partial.md")"
 "$bin" experiment "$smoke" --out "$out" --quiet > "$t/run2.txt" 2>&1 || fail "the rerun failed: $(cat "$t/run2.txt")"
 for f in $finished; do [ ! "$f" -nt "$f.before" ] || fail "a finished cell was recomputed: $f"; done
 n2=$(ls "$out"/artifacts/defend-*/summary.json | wc -l)
@@ -97,6 +98,9 @@ mkdir -p "$attack_dir"
 (flock "$attack_dir/.lock" sleep 15; touch "$t/released") &
 holder=$!
 sleep 0.5
+"$bin" experiment "$smoke" --out "$held" --report > "$t/held-report.txt" 2>&1 || fail "--report failed: $(cat "$t/held-report.txt")"
+grep -qF -- "- attacked model, synthetic:600 resnet18:width=2 qu-anti-zation ($attack_dir):" "$t/held-report.txt" ||
+  fail "--report does not show the attack being made: $(tail -5 "$t/held-report.txt")"
 "$bin" experiment "$smoke" --out "$held" --jobs 1 --quiet > "$t/held.txt" 2>&1 || fail "the study failed beside a held artifact: $(cat "$t/held.txt")"
 wait $holder
 [ -f "$t/released" ] || fail "the lock holder did not finish"
