@@ -62,6 +62,7 @@ CellRun run_cells(const std::vector<Cell>& cells, int jobs, bool quiet) {
       char head[64];
       std::snprintf(head, sizeof head, "[%zu/%zu] ", i + 1, cells.size());
       bool finished = true;
+      size_t ran = 0, reused = 0;  // counted once the cell is done with (a busy cell is tried again)
       try {
         for (const Step& s : cell.steps) {
           {
@@ -82,7 +83,7 @@ CellRun run_cells(const std::vector<Cell>& cells, int jobs, bool quiet) {
             finished = false;
             break;
           }
-          (o.cached ? r.reused : r.ran)++;
+          (o.cached ? reused : ran)++;
           if (!quiet && !o.cached) {
             char b[32];
             std::snprintf(b, sizeof b, "%.0f s", o.seconds);
@@ -101,6 +102,8 @@ CellRun run_cells(const std::vector<Cell>& cells, int jobs, bool quiet) {
       std::lock_guard<std::mutex> lock(m);
       taken.erase(i);
       if (finished) {
+        r.ran += ran;
+        r.reused += reused;
         open.erase(std::find(open.begin(), open.end(), i));
         busy.clear();
       } else {

@@ -109,6 +109,9 @@ late=$(find "$held"/artifacts/defend-* -name summary.json -newer "$t/released" |
 [ "$early" -ge 1 ] || fail "no cell finished while one attack was held elsewhere (the study waited)"
 [ "$late" -ge 1 ] || fail "the held attack's cells did not wait for it"
 [ $((early + late)) = "$total" ] || fail "the study finished $((early + late)) of $total cells"
+# each of the 20 cells' 3 steps counted once, however often a busy cell was tried
+steps=$(sed -n 's/.*: \([0-9]*\) steps run, \([0-9]*\) reused;.*/\1 \2/p' "$t/held.txt" | awk '{ print $1 + $2 }')
+[ "$steps" = $((3 * total)) ] || fail "steps counted $steps times for $((3 * total)) steps: $(tail -1 "$t/held.txt")"
 echo "ok: with one attack held by another process, $early cells ran meanwhile and $late after it"
 
 # ---- a failing step fails the other cells that need it without running again
