@@ -38,6 +38,7 @@ CellRun run_cells(const std::vector<Cell>& cells, int jobs, bool quiet) {
   std::vector<size_t> open(cells.size());
   for (size_t i = 0; i < cells.size(); ++i) open[i] = i;
   std::set<size_t> taken;
+  std::vector<std::set<std::string>> counted(cells.size());  // per cell: the steps already counted
   std::map<std::string, std::string> failed;  // step folder -> why
   auto worker = [&] {
     std::set<size_t> busy;  // found busy in this pass over the open cells
@@ -62,7 +63,6 @@ CellRun run_cells(const std::vector<Cell>& cells, int jobs, bool quiet) {
       char head[64];
       std::snprintf(head, sizeof head, "[%zu/%zu] ", i + 1, cells.size());
       bool finished = true;
-      size_t ran = 0, reused = 0;  // counted once the cell is done with (a busy cell is tried again)
       try {
         for (const Step& s : cell.steps) {
           {
@@ -83,7 +83,8 @@ CellRun run_cells(const std::vector<Cell>& cells, int jobs, bool quiet) {
             finished = false;
             break;
           }
-          (o.cached ? reused : ran)++;
+          // Each cell's step counts once, though a cell found busy is tried again.
+          if (counted[i].insert(s.dir).second) (o.cached ? r.reused : r.ran)++;
           if (!quiet && !o.cached) {
             char b[32];
             std::snprintf(b, sizeof b, "%.0f s", o.seconds);
@@ -102,8 +103,6 @@ CellRun run_cells(const std::vector<Cell>& cells, int jobs, bool quiet) {
       std::lock_guard<std::mutex> lock(m);
       taken.erase(i);
       if (finished) {
-        r.ran += ran;
-        r.reused += reused;
         open.erase(std::find(open.begin(), open.end(), i));
         busy.clear();
       } else {
