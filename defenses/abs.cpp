@@ -13,6 +13,7 @@
 #include "data/loader.h"
 #include "data/subset.h"
 #include "data/transforms.h"
+#include "defenses/input_normalizer.h"
 #include "nn/optim.h"
 #include "tensor/rng.h"
 
@@ -57,18 +58,6 @@ data::DatasetPtr seed_images(const data::DatasetPtr& train, int64_t per_class, u
   return std::make_shared<data::Subset>(train, pick, "ABS seed images");
 }
 
-class Normalizer {
- public:
-  explicit Normalizer(const std::string& kind) {
-    const data::Normalization nz = data::normalization_of(kind);
-    mean_ = Tensor::from_vector<float>({nz.mean[0], nz.mean[1], nz.mean[2]}, {1, 3, 1, 1});
-    inv_std_ = Tensor::from_vector<float>({1 / nz.std[0], 1 / nz.std[1], 1 / nz.std[2]}, {1, 3, 1, 1});
-  }
-  Tensor operator()(const Tensor& x) const { return mul(sub(x, mean_), inv_std_); }
-
- private:
-  Tensor mean_, inv_std_;
-};
 
 std::vector<std::vector<double>> rows_of(const Tensor& t) {  // [R, C] -> rows
   const Tensor c = t.to(DType::F64).contiguous();
@@ -88,7 +77,7 @@ struct NeuronScore {
 
 // Step 1: every neuron of every sampled layer stimulated on the seed images.
 std::vector<NeuronScore> stimulate(nn::Module& model, const std::vector<std::string>& layers, const Images& seeds,
-                                   const Normalizer& norm, const AbsOptions& o) {
+                                   const InputNormalizer& norm, const AbsOptions& o) {
   NoGradGuard ng;
   std::vector<NeuronScore> scores;
   const int64_t n = seeds.x.size(0);
@@ -180,7 +169,7 @@ std::vector<NeuronScore> candidates(const std::vector<NeuronScore>& scores, size
 
 // Step 2: a trigger that drives one neuron; step 3: its REASR.
 AbsCandidate reverse_engineer(nn::Module& model, const NeuronScore& s, const Images& seeds, const Images& test,
-                              const Normalizer& norm, const AbsOptions& o) {
+                              const InputNormalizer& norm, const AbsOptions& o) {
   const int64_t H = seeds.x.size(2), W = seeds.x.size(3), n = seeds.x.size(0);
   Rng rng(o.seed, 7200 + uint64_t(s.neuron) + 100000 * s.layer_position);
   Tensor d_raw = rng.uniform({1, 3, H, W}, -1, 1);
@@ -298,7 +287,7 @@ AbsResult abs_scan(nn::Module& model, const nn::ModelSpec& spec, const data::Dat
   model.eval();
   for (auto& [n, p] : model.named_parameters()) p.set_requires_grad(false);
   const std::vector<std::string> layers = o.layers.empty() ? default_abs_layers(model, spec) : o.layers;
-  const Normalizer norm(data.kind);
+  const InputNormalizer norm(data.kind);
   const auto train = data::open_dataset(data, "train", o.seed);
   const Images seeds = load(seed_images(train, o.seeds_per_class, o.seed), data.kind);
   const auto test_set = data::open_dataset(data, data::test_split(data.kind), o.seed);

@@ -11,6 +11,7 @@
 #include "data/loader.h"
 #include "data/subset.h"
 #include "data/transforms.h"
+#include "defenses/input_normalizer.h"
 #include "nn/loss.h"
 #include "nn/optim.h"
 #include "tensor/rng.h"
@@ -44,9 +45,7 @@ ReversedTrigger reverse_engineer(nn::Module& model, const data::DatasetPtr& clea
   lo.shuffle = true;
   lo.seed = o.seed;
   data::DataLoader loader(pool, data::test_transform(kind)->without_normalize(), lo);
-  const data::Normalization nz = data::normalization_of(kind);
-  const Tensor mean = Tensor::from_vector<float>({nz.mean[0], nz.mean[1], nz.mean[2]}, {1, 3, 1, 1});
-  const Tensor inv_std = Tensor::from_vector<float>({1 / nz.std[0], 1 / nz.std[1], 1 / nz.std[2]}, {1, 3, 1, 1});
+  const InputNormalizer norm(kind);
   const data::Batch probe = loader.batch(0, 0, loader.order(0));
   const int64_t H = probe.images.size(2), W = probe.images.size(3);
   Rng rng(o.seed, 9000 + uint64_t(label));
@@ -75,7 +74,7 @@ ReversedTrigger reverse_engineer(nn::Module& model, const data::DatasetPtr& clea
       const Tensor x = loader.batch(step, b, order).images;
       const Tensor m = squash(m_raw), p = squash(p_raw);
       const Tensor stamped = add(mul(sub(1.0, m), x), mul(m, p));
-      const Tensor logits = model(mul(sub(stamped, mean), inv_std));
+      const Tensor logits = model(norm(stamped));
       const Tensor target = Tensor::full({x.size(0)}, label, DType::I32);
       const Tensor reg = sum(m);
       const Tensor loss = add(cross_entropy(logits, target), mul(reg, cost));

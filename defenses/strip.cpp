@@ -9,6 +9,7 @@
 #include "data/loader.h"
 #include "data/subset.h"
 #include "data/transforms.h"
+#include "defenses/input_normalizer.h"
 #include "tensor/rng.h"
 
 namespace dearest::defenses {
@@ -27,9 +28,7 @@ std::vector<double> strip_entropies(nn::Module& model, const Tensor& images, con
   DEAREST_CHECK(images.dim() == 4 && pool.dim() == 4 && pool.size(0) >= 1, "strip: expected image batches [B, 3, H, W]");
   NoGradGuard ng;
   model.eval();
-  const data::Normalization nz = data::normalization_of(kind);
-  const Tensor mean = Tensor::from_vector<float>({nz.mean[0], nz.mean[1], nz.mean[2]}, {1, 3, 1, 1});
-  const Tensor inv_std = Tensor::from_vector<float>({1 / nz.std[0], 1 / nz.std[1], 1 / nz.std[2]}, {1, 3, 1, 1});
+  const InputNormalizer norm(kind);
   const int64_t n = pool.size(0);
   std::vector<double> out;
   for (int64_t i = 0; i < images.size(0); ++i) {
@@ -38,7 +37,7 @@ std::vector<double> strip_entropies(nn::Module& model, const Tensor& images, con
     for (int64_t s = 0; s < n; s += batch) {
       const Tensor over = pool.slice(0, s, std::min(n, s + batch));
       const Tensor mixed = clamp(add(over, x), 0.0, 1.0);
-      const Tensor p = softmax(model(mul(sub(mixed, mean), inv_std)), 1).contiguous();
+      const Tensor p = softmax(model(norm(mixed)), 1).contiguous();
       const float* d = p.data<float>();
       for (int64_t k = 0; k < p.numel(); ++k)
         if (d[k] > 0) h -= double(d[k]) * std::log2(double(d[k]));
