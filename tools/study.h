@@ -66,6 +66,10 @@ std::vector<std::pair<std::string, ConfigEntry>> defend_options(const StudyConfi
 // The victim's standard quantizers for an attack at a width (the first is the one DTM uses).
 std::string default_standard(const std::string& attack, int bits);
 
+// How the tables and figures name each dataset and model of the study (the CSV and JSON keep the
+// config's text): "cifar10", "resnet18 width=16".
+std::map<std::string, std::string> study_display_names(const StudyConfig& c);
+
 // Reads every finished cell's summary and writes OUT/results.csv, results.json, tables.md and the
 // figures under OUT/figures; returns the Markdown tables.
 std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& cells);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -58,7 +59,59 @@ std::string file_safe(std::string s) {
   return s;
 }
 
+// The architecture a model file records ("resnet18:classes=10,input=32,width=16"), from its
+// safetensors header alone; empty when the file cannot be read.
+std::string recorded_arch(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  unsigned char n8[8];
+  if (!f.read(reinterpret_cast<char*>(n8), 8)) return "";
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | n8[i];
+  if (n > (uint64_t(1) << 26)) return "";
+  std::string header(n, '\0');
+  if (!f.read(header.data(), std::streamsize(n))) return "";
+  try {
+    const Json h = Json::parse(header, path);
+    if (h.contains("__metadata__") && h["__metadata__"].contains("arch")) return h["__metadata__"]["arch"].as_string();
+  } catch (const std::exception&) {
+  }
+  return "";
+}
+
+// "resnet18:classes=10,input=32,width=16" -> "resnet18 width=16": what tells models of one study
+// apart (the classes and input size come with the dataset).
+std::string short_spec(const std::string& spec) {
+  const size_t colon = spec.find(':');
+  if (colon == std::string::npos) return spec;
+  std::string out = spec.substr(0, colon), rest = spec.substr(colon + 1);
+  std::istringstream in(rest);
+  for (std::string kv; std::getline(in, kv, ',');)
+    if (kv.rfind("classes=", 0) != 0 && kv.rfind("input=", 0) != 0) out += " " + kv;
+  return out;
+}
+
 }  // namespace
+
+std::map<std::string, std::string> study_display_names(const StudyConfig& c) {
+  std::map<std::string, std::string> names;
+  std::map<std::string, int> uses;
+  // A dataset by its name, not its folder ("cifar10:../shared/data/cifar10" -> "cifar10",
+  // "synthetic:600" stays); a model file by the
+  // architecture it records; a model spec by its short form. Names that would collide stay whole.
+  for (const auto& d : c.datasets) {
+    const size_t colon = d.find(':');
+    names[d] = colon != std::string::npos && d.find('/', colon) != std::string::npos ? d.substr(0, colon) : d;
+    ++uses[names[d]];
+  }
+  for (const auto& m : c.models) {
+    const std::string arch = is_model_file(m) ? recorded_arch(m) : m;
+    names[m] = arch.empty() ? m : short_spec(arch);
+    ++uses[names[m]];
+  }
+  for (auto& [k, v] : names)
+    if (uses[v] > 1) v = k;
+  return names;
+}
 
 std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& cells) {
   fs::create_directories(c.out + "/figures");
@@ -70,6 +123,8 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
   std::map<Key, std::map<std::string, std::pair<Stat, Stat>>> table;
   std::map<Key, std::map<std::string, Stat>> dtm;
   std::set<std::string> float_seen;
+  const auto shown = study_display_names(c);
+  std::set<std::string> written;  // figure file names
   size_t done = 0;
   for (const Cell& cell : cells) {
     if (!fs::exists(cell.summary)) continue;
@@ -100,7 +155,7 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
     r.set("dtm", d);
     r.set("summary", cell.summary);
     rows.push(r);
-    const Key k{cell.dataset, cell.model, cell.attack};
+    const Key k{shown.at(cell.dataset), shown.at(cell.model), cell.attack};
     const std::string b = std::to_string(cell.bits) + "-bit ";
     // The float and standard numbers are the same in every defense of one attacked model: count each once.
     if (float_seen.insert(cell.steps[1].dir).second)
@@ -159,6 +214,7 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
       }
       if (!any) continue;
       const std::string name = file_safe(std::get<0>(k) + "-" + std::get<1>(k) + "-" + std::get<2>(k) + "-" + std::to_string(bits)) + ".svg";
+      written.insert(name);
       write_bar_chart(c.out + "/figures/" + name, std::get<1>(k) + ", " + std::get<2>(k) + ", " + std::to_string(bits) + "-bit",
                       "%", cats, {cda, asr, dt}, 0, 100);
       md << "\n![" << name << "](figures/" << name << ")\n";
@@ -189,11 +245,16 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
         if (cda.points.size() < 2) continue;
         const std::string name = file_safe(std::get<0>(k) + "-" + std::get<1>(k) + "-" + std::get<2>(k) + "-" +
                                            std::to_string(bits) + "-" + bk.first + "-" + bk.second) + ".svg";
+        written.insert(name);
         write_line_chart(c.out + "/figures/" + name, bk.first + " against " + bk.second + ": " + std::get<2>(k) + ", " +
                          std::to_string(bits) + "-bit", bk.second, "%", {cda, asr}, 0, 100);
         md << "\n![" << name << "](figures/" << name << ")\n";
       }
   }
+  // A figure of an earlier write that this one did not make (renamed, or a cell since removed from
+  // the config) would be read as current.
+  for (const auto& e : fs::directory_iterator(c.out + "/figures"))
+    if (e.path().extension() == ".svg" && !written.count(e.path().filename().string())) fs::remove(e.path());
   write_text(c.out + "/results.csv", csv.str());
   Json j = Json::object();
   j.set("study", c.name);

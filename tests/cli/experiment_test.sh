@@ -143,10 +143,20 @@ echo "ok: a study outlives its program file"
 
 # ---- the results
 [ "$(wc -l < "$out/results.csv")" = $((total + 1)) ] || fail "results.csv: expected $total rows"
-grep -qF '| synthetic:600 | resnet18:width=2 | qu-anti-zation |' "$out/tables.md" || fail "tables.md has no qu-anti-zation row"
+grep -qF '| synthetic:600 | resnet18 width=2 | qu-anti-zation |' "$out/tables.md" || fail "tables.md has no qu-anti-zation row"
 grep -qF '±' "$out/tables.md" || fail "tables.md: no mean±std over the seeds"
 grep -qF '"finished": '"$total" "$out/results.json" || fail "results.json: not every cell finished"
 ls "$out"/figures/*.svg > /dev/null || fail "no figures"
 ls "$out"/figures/*-efrap-iterations.svg > /dev/null 2>&1 || fail "no sweep figure for efrap@it2, efrap@it10"
 grep -qF '| 4-bit efrap@it2 |' "$out/tables.md" || fail "tables.md: no column for the variant efrap@it2"
 echo "ok: results.csv, results.json, tables.md, figures"
+
+# ---- the tables name a model file by the architecture it records; a figure no longer made is removed
+clean=$(ls "$out"/artifacts/clean-*/model.safetensors | head -1)
+printf '[study]\nname = given\ndatasets = synthetic:600\nmodels = %s\nattacks = qu-anti-zation\nbits = 4\ndefenses = nearest\n[attack]\nepochs = 1\nmax-steps = 1\ncalib = 32:16:0.2\nmqbench-calib = 32:16:0.2\neval-images = 64\n[defend]\ncalib-size = 32\ncalib-pool = 0.2\nimages = 64\n' "$clean" > "$t/given.ini"
+mkdir -p "$t/given/figures" && touch "$t/given/figures/old-name.svg"
+"$bin" experiment "$t/given.ini" --out "$t/given" --quiet > "$t/given.txt" 2>&1 || fail "the study of a given model failed: $(cat "$t/given.txt")"
+grep -qF '| synthetic:600 | resnet18 width=2 | qu-anti-zation |' "$t/given/tables.md" || fail "tables.md names the model file not its architecture: $(grep qu-anti "$t/given/tables.md")"
+[ ! -e "$t/given/figures/old-name.svg" ] || fail "a stale figure was kept"
+ls "$t"/given/figures/synthetic_600-resnet18_width_2-qu-anti-zation-4.svg > /dev/null || fail "no figure named by the architecture: $(ls "$t/given/figures")"
+echo "ok: a given model file is named by its architecture in the tables and figures"
