@@ -98,23 +98,35 @@ StandardNumbers standard_numbers(attacks::Judge& judge, const nn::ModelSpec& spe
                                  const std::vector<attacks::QuantTarget>& standards, const Json& key,
                                  const std::string& cache) {
   StandardNumbers s;
+  // The cache keeps an entry per key: studies over one attacked model judged on different images
+  // or calibration sets share the file without evicting each other. (A file of one entry, with
+  // "key" at the top, is what earlier builds wrote.)
+  Json entries = Json::array();
   if (!cache.empty() && std::filesystem::exists(cache)) {
     std::ifstream f(cache);
     const Json c = Json::parse(std::string(std::istreambuf_iterator<char>(f), {}), cache);
-    if (c["key"].dump() == key.dump()) {
-      s.fp = metrics_from_json(c["float"]);
-      for (auto& [k, v] : c["standard"].members()) s.standard.emplace_back(k, metrics_from_json(v));
-      s.cached = true;
-      return s;
-    }
+    if (c.contains("entries"))
+      entries = c["entries"];
+    else if (c.contains("key"))
+      entries.push(c);
+    for (const Json& e : entries.items())
+      if (e["key"].dump() == key.dump()) {
+        s.fp = metrics_from_json(e["float"]);
+        for (auto& [k, v] : e["standard"].members()) s.standard.emplace_back(k, metrics_from_json(v));
+        s.cached = true;
+        return s;
+      }
   }
   s.fp = judge.float_metrics(model);
   for (auto& t : standards) s.standard.emplace_back(t.label(), judge.quantized_metrics(spec, model, t));
   if (!cache.empty()) {
+    Json e = Json::object();
+    e.set("key", key);
+    e.set("float", metrics_json(s.fp));
+    e.set("standard", metrics_json(s.standard));
+    entries.push(e);
     Json c = Json::object();
-    c.set("key", key);
-    c.set("float", metrics_json(s.fp));
-    c.set("standard", metrics_json(s.standard));
+    c.set("entries", entries);
     write_text(cache, c.dump(2) + "\n");
   }
   return s;

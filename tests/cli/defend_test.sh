@@ -28,6 +28,16 @@ for m in efrap nearest flipped omse ocs aciq; do
   done
 done
 grep -q "efrap@4" "$t/efrap.txt" || fail "efrap printed no result row"
+# A cache shared by judgements on different images keeps both (studies judging one model on
+# different test subsets used to evict each other's numbers).
+for round in 1 2; do
+  for n in 40 48; do
+    # shellcheck disable=SC2086
+    "$bin" defend nearest $common --bits 4 --quiet --images $n --standard "$std" --standard-cache "$t/cache/std.json" --out "$t/nearest-$n-$round" > /dev/null
+  done
+done
+grep -qF '"standard_from_cache": true' "$t/nearest-40-2/summary.json" || fail "the 40-image numbers were evicted from the cache"
+grep -qF '"standard_from_cache": true' "$t/nearest-48-2/summary.json" || fail "the 48-image numbers were not cached"
 # The removal defenses: the defended float model, then the standards on it.
 for m in ft fp nad mcr ibau; do
   # shellcheck disable=SC2086
