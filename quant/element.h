@@ -46,6 +46,9 @@ inline float round_element(Rounding r, float v, uint8_t up) {
 // The integer before clamping: MulScale and DivideFloatZero have the zero point inside v, the
 // others add z after rounding.
 inline int64_t unclamped_integer(ScaleForm f, float rounded, int32_t z) {
+  // NaN and |v| >= 2^63 have no int64 (the conversion is undefined, and adding z to what x86
+  // returns could overflow): below every range, so qmin when clamped.
+  if (!(std::fabs(rounded) < 9223372036854775808.0f)) return INT64_MIN;
   return (f == ScaleForm::MulScale || f == ScaleForm::DivideFloatZero) ? int64_t(rounded) : int64_t(rounded) + z;
 }
 

@@ -61,6 +61,66 @@ void fake_quantize_span(const Span& s, bool clamp, int64_t qmin, int64_t qmax) {
   }
 }
 
+// The same round trip for the common case (a clamping scheme, a nearest-type rounding, no
+// integers wanted) in float arithmetic only, which the compiler vectorizes: the loop above is
+// scalar (int64 conversions, a division per element) and was 17% of a Qu-ANTI-zation attack step.
+// Bit for bit the same results: rounded values are whole floats, the clamp bounds and the zero
+// point (|z| < 2^23, checked by the caller) are exact in float, so (r + z), the clamp and
+// (q -/+ z) lose nothing where the integer path's value is in range, and every value the clamp
+// moves lands on the same bound. Where the integer conversion is undefined (NaN, |r| >= 2^63) the
+// integer path gives INT64_MIN, clamped to qmin and out of range: so does this one.
+template <ScaleForm F, Rounding R, bool kMask>
+void fake_quantize_span_float(const Span& s, float qminf, float qmaxf) {
+  // Locals, not the span's fields: a store through the u8 mask may alias anything, and re-reading
+  // n and z after every store keeps the loop scalar.
+  const int64_t n = s.n;
+  const int32_t z = s.z;
+  const float zi = float(z), sc = s.sc, inv = s.inv, zf = s.zf;
+  const float* __restrict x = s.x;
+  float* __restrict y = s.y;
+  uint8_t* __restrict m = s.in_range;
+  constexpr float kInt64Limit = 9223372036854775808.0f;  // 2^63
+  for (int64_t k = 0; k < n; ++k) {
+    const float r = round_element(R, scaled_element(F, x[k], sc, inv, z, zf), 0);
+    const float u = (F == ScaleForm::MulScale || F == ScaleForm::DivideFloatZero) ? r : r + zi;
+    const bool convertible = std::fabs(r) < kInt64Limit;
+    // + 0.0f: a rounded -0.0 is the integer 0, whose float is +0.0
+    const float q = (convertible ? std::min(std::max(u, qminf), qmaxf) : qminf) + 0.0f;
+    if constexpr (kMask) m[k] = uint8_t(convertible & (u >= qminf) & (u <= qmaxf));
+    y[k] = F == ScaleForm::MulScale ? (q + zi) / sc : (q - zi) * sc;
+  }
+}
+
+using FloatSpanKernel = void (*)(const Span&, float, float);
+
+template <ScaleForm F, Rounding R>
+FloatSpanKernel float_span_kernel(bool mask) {
+  return mask ? fake_quantize_span_float<F, R, true> : fake_quantize_span_float<F, R, false>;
+}
+
+template <ScaleForm F>
+FloatSpanKernel float_span_kernel(Rounding r, bool mask) {
+  switch (r) {
+    case Rounding::HalfEven: return float_span_kernel<F, Rounding::HalfEven>(mask);
+    case Rounding::HalfUp: return float_span_kernel<F, Rounding::HalfUp>(mask);
+    case Rounding::Floor: return float_span_kernel<F, Rounding::Floor>(mask);
+    case Rounding::Ceil: return float_span_kernel<F, Rounding::Ceil>(mask);
+    default: return nullptr;  // std::round and the flipped roundings do not vectorize: the loop above
+  }
+}
+
+// The float-only kernel for this call, or null when the integer loop must run.
+FloatSpanKernel float_span_kernel(const QuantScheme& s, bool want_q, bool want_mask) {
+  if (want_q || !s.clamp || std::max(std::abs(s.qmin), std::abs(s.qmax)) >= (int64_t(1) << 23)) return nullptr;
+  switch (s.form) {
+    case ScaleForm::MulInverse: return float_span_kernel<ScaleForm::MulInverse>(s.rounding, want_mask);
+    case ScaleForm::Divide: return float_span_kernel<ScaleForm::Divide>(s.rounding, want_mask);
+    case ScaleForm::MulScale: return float_span_kernel<ScaleForm::MulScale>(s.rounding, want_mask);
+    case ScaleForm::DivideFloatZero: return float_span_kernel<ScaleForm::DivideFloatZero>(s.rounding, want_mask);
+  }
+  return nullptr;
+}
+
 using SpanKernel = void (*)(const Span&, bool, int64_t, int64_t);
 
 template <ScaleForm F>
@@ -111,6 +171,8 @@ FakeQuantResult fake_quantize_raw(const Tensor& x_in, const QuantScheme& s, cons
   const float* zfs = s.form == ScaleForm::DivideFloatZero ? qp.zero_float.contiguous().data<float>() : nullptr;
   const int64_t rows = v.outer * v.C, inner = v.inner;
   const SpanKernel kernel = span_kernel(s.form, s.rounding);
+  const FloatSpanKernel float_kernel = float_span_kernel(s, want_q, want_mask);
+  const float qminf = float(s.qmin), qmaxf = float(s.qmax);
   // Work items are (row, chunk): a per-tensor activation is one row of millions of elements and
   // must still spread over the threads; a per-channel weight is many short rows.
   constexpr int64_t kChunk = 16384;
@@ -132,7 +194,8 @@ FakeQuantResult fake_quantize_raw(const Tensor& x_in, const QuantScheme& s, cons
     sp.inv = 1.0f / sp.sc;
     sp.z = zps[c];
     sp.zf = zfs ? zfs[c] : 0.0f;
-    kernel(sp, clamp, qmin, qmax);
+    if (float_kernel && std::abs(int64_t(sp.z)) < (int64_t(1) << 23)) float_kernel(sp, qminf, qmaxf);
+    else kernel(sp, clamp, qmin, qmax);
   }
   if (f64) r.y = r.y.to(DType::F64);
   return r;

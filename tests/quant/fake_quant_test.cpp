@@ -2,6 +2,7 @@
 // rounding and scale form, PyTorch's golden values (fq4pc, fq8t), the STE rule, idempotence.
 #include "quant/fake_quant.h"
 
+#include <cstring>
 #include <filesystem>
 
 #include "autograd/ops.h"
@@ -137,6 +138,45 @@ TEST(FakeQuant, ChunkedKernelsMatchTheElementwiseReference) {
     }
     EXPECT_EQ(wrong, 0) << (per_channel ? "per channel" : "per tensor");
   }
+}
+
+TEST(FakeQuant, FloatKernelEqualsTheIntegerLoopBitForBit) {
+  // Without integers wanted, clamping nearest-type roundings run a float-only vectorized loop;
+  // asking for the integers runs the integer loop. Both must give the same bits, including -0.0,
+  // NaN, infinities, values past 2^63, ties and the clamp edges, with and without the range mask.
+  std::vector<float> xs = {0.0f, -0.0f, NAN, -NAN, INFINITY, -INFINITY, 1e30f, -1e30f, 9.3e18f, -9.3e18f,
+                           3e9f, -3e9f, 1.7e7f, -0.3f, 0.3f, -0.99f, 1e-40f, -1e-40f};
+  for (int k = -40; k <= 40; ++k) xs.push_back(0.185f * float(k));  // ties and edges for scale 0.37
+  const Tensor rnd = Rng(5, 2).normal({4000});
+  for (int64_t i = 0; i < rnd.numel(); ++i) xs.push_back(3.0f * rnd.data<float>()[i]);
+  const Tensor x = vec(xs);
+  int checked = 0;
+  for (ScaleForm form : {ScaleForm::MulInverse, ScaleForm::Divide, ScaleForm::MulScale, ScaleForm::DivideFloatZero})
+    for (Rounding rounding : {Rounding::HalfEven, Rounding::HalfUp, Rounding::Floor, Rounding::Ceil, Rounding::HalfAway})
+      for (bool sym : {false, true})
+        for (int32_t z : {0, 3, -5}) {
+          QuantScheme s = QuantScheme::make(4, sym, sym, false);
+          s.form = form;
+          s.rounding = rounding;
+          QParams qp = per_tensor(form == ScaleForm::MulScale ? 2.7f : 0.37f, sym ? 0 : z);
+          qp.zero_float = Tensor::full({1}, 0.25f + float(z), DType::F32);
+          const FakeQuantResult ints = fake_quantize_raw(x, s, qp, {}, true, true);
+          for (bool mask : {false, true}) {
+            const FakeQuantResult fl = fake_quantize_raw(x, s, qp, {}, false, mask);
+            for (size_t i = 0; i < xs.size(); ++i) {
+              uint32_t a, b;
+              std::memcpy(&a, ints.y.data<float>() + i, 4);
+              std::memcpy(&b, fl.y.data<float>() + i, 4);
+              ASSERT_EQ(a, b) << "x = " << xs[i] << ", form " << int(form) << ", rounding " << rounding_name(rounding)
+                              << ", z " << z << (sym ? ", symmetric" : "");
+              if (mask) {
+                ASSERT_EQ(ints.in_range.data<uint8_t>()[i], fl.in_range.data<uint8_t>()[i]) << "x = " << xs[i];
+              }
+            }
+            ++checked;
+          }
+        }
+  EXPECT_EQ(checked, 4 * 5 * 2 * 3 * 2);
 }
 
 TEST(FakeQuant, MultiplicativeFormIsQuAntiZations) {
