@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 #include <tuple>
 
@@ -84,6 +85,32 @@ QParams qparams_from_range(const QuantScheme& s, const Tensor& mn_in, const Tens
   return qp;
 }
 
+namespace {
+
+// l = min(l, p[0..n)), h = max(h, ...), NaNs skipped, in vectors of 8 (GCC's generic vectors:
+// vminps/vmaxps on AVX2, whose select "x < l ? x : l" is std::min's). Only which zero a range
+// of both signed zeros keeps can depend on the order, and no qparams rule sees that sign.
+// The scalar loop was 4.7% of a Qu-ANTI-zation attack step.
+void span_range(const float* p, int64_t n, float& l, float& h) {
+  typedef float v8 __attribute__((vector_size(32)));
+  constexpr float inf = INFINITY;
+  v8 lo[4], hi[4];
+  for (int a = 0; a < 4; ++a) lo[a] = v8{inf, inf, inf, inf, inf, inf, inf, inf}, hi[a] = -lo[a];
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int a = 0; a < 4; ++a) {
+      v8 x;
+      std::memcpy(&x, p + i + 8 * a, sizeof x);
+      lo[a] = x < lo[a] ? x : lo[a];
+      hi[a] = hi[a] < x ? x : hi[a];
+    }
+  for (int a = 0; a < 4; ++a)
+    for (int j = 0; j < 8; ++j) l = std::min(l, lo[a][j]), h = std::max(h, hi[a][j]);
+  for (; i < n; ++i) l = std::min(l, p[i]), h = std::max(h, p[i]);
+}
+
+}  // namespace
+
 std::pair<Tensor, Tensor> tensor_range(const QuantScheme& s, const Tensor& x_in) {
   Tensor x = x_in.plain().contiguous().to(DType::F32);
   const ChannelView v = channel_view(s, x.shape());
@@ -93,7 +120,8 @@ std::pair<Tensor, Tensor> tensor_range(const QuantScheme& s, const Tensor& x_in)
   float* a = mn.data<float>();
   float* b = mx.data<float>();
   // Work items are (channel, chunk of its rows' elements); min and max do not depend on the order,
-  // so the split changes nothing (a NaN is skipped either way: it never compares below lo).
+  // so the split changes nothing (a NaN is skipped either way: it never compares below lo; the
+  // sign of a zero bound aside, see span_range).
   constexpr int64_t kChunk = 32768;
   const int64_t per_channel = v.outer * v.inner, chunks = (per_channel + kChunk - 1) / kChunk;
   std::vector<float> lo(size_t(v.C * chunks), INFINITY), hi(size_t(v.C * chunks), -INFINITY);
@@ -104,10 +132,7 @@ std::pair<Tensor, Tensor> tensor_range(const QuantScheme& s, const Tensor& x_in)
     for (int64_t e = begin; e < end;) {  // e: index within the channel's (outer, inner) elements
       const int64_t o = e / v.inner, i0 = e % v.inner, n = std::min(v.inner - i0, end - e);
       const float* p = d + (o * v.C + c) * v.inner + i0;
-      for (int64_t i = 0; i < n; ++i) {
-        l = std::min(l, p[i]);
-        h = std::max(h, p[i]);
-      }
+      span_range(p, n, l, h);
       e += n;
     }
     lo[size_t(it)] = l;

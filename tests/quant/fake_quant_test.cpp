@@ -140,6 +140,28 @@ TEST(FakeQuant, ChunkedKernelsMatchTheElementwiseReference) {
   }
 }
 
+TEST(FakeQuant, RangeSkipsNaNAtEveryPositionOfTheVectorLoop) {
+  // tensor_range reduces in vectors of 32 then a scalar tail: a NaN anywhere, in a vector block or
+  // the tail, never becomes a bound, and the extremes are found in both parts.
+  const QuantScheme s = QuantScheme::make(8, false, false, false);
+  for (int64_t n : {5, 32, 67, 100}) {
+    for (int64_t nan_at = 0; nan_at < n; ++nan_at) {
+      std::vector<float> v(static_cast<size_t>(n), 0.0f);
+      for (int64_t i = 0; i < n; ++i) v[size_t(i)] = float((i * 37) % 23) - 11.0f;
+      // the extremes earlier in the NaN's own vector lane: a NaN taken into a lane would lose them
+      if (nan_at >= 32) v[size_t(nan_at - 32)] = -100.0f;
+      if (nan_at >= 64) v[size_t(nan_at - 64)] = 100.0f;
+      v[size_t(nan_at)] = NAN;
+      float lo = INFINITY, hi = -INFINITY;
+      for (float f : v)
+        if (!std::isnan(f)) lo = std::min(lo, f), hi = std::max(hi, f);
+      auto [mn, mx] = tensor_range(s, vec(v));
+      EXPECT_EQ(mn.data<float>()[0], lo) << "n " << n << ", NaN at " << nan_at;
+      EXPECT_EQ(mx.data<float>()[0], hi) << "n " << n << ", NaN at " << nan_at;
+    }
+  }
+}
+
 TEST(FakeQuant, FloatKernelEqualsTheIntegerLoopBitForBit) {
   // Without integers wanted, clamping nearest-type roundings run a float-only vectorized loop;
   // asking for the integers runs the integer loop. Both must give the same bits, including -0.0,
