@@ -118,8 +118,10 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
   std::ostringstream csv;
   csv << "dataset,model,attack,bits,defense,seed,float_cda,float_asr,standard,standard_cda,standard_asr,cda,asr,dtm\n";
   Json rows = Json::array();
-  // (dataset, model, attack) -> column -> CDA and ASR over seeds; column "float", "B standard", "B defense"
-  using Key = std::tuple<std::string, std::string, std::string>;
+  // (dataset, model, attack, bits) -> column -> CDA and ASR over seeds; columns "float", "standard"
+  // and the defenses: the papers' layout (EFRAP supplementary Table 1: a row per model, attack and
+  // bit width).
+  using Key = std::tuple<std::string, std::string, std::string, int>;
   std::map<Key, std::map<std::string, std::pair<Stat, Stat>>> table;
   std::map<Key, std::map<std::string, Stat>> dtm;
   std::set<std::string> float_seen;
@@ -155,33 +157,32 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
     r.set("dtm", d);
     r.set("summary", cell.summary);
     rows.push(r);
-    const Key k{shown.at(cell.dataset), shown.at(cell.model), cell.attack};
-    const std::string b = std::to_string(cell.bits) + "-bit ";
-    // The float and standard numbers are the same in every defense of one attacked model: count each once.
-    if (float_seen.insert(cell.steps[1].dir).second)
+    const Key k{shown.at(cell.dataset), shown.at(cell.model), cell.attack, cell.bits};
+    // The float and standard numbers are the same in every defense of one attacked model at one
+    // width: count them once per seed.
+    if (float_seen.insert(cell.steps[1].dir + "@" + std::to_string(cell.bits)).second) {
       table[k]["float"].first.v.push_back(fc), table[k]["float"].second.v.push_back(fa);
-    if (float_seen.insert(cell.steps[1].dir + "@" + std::to_string(cell.bits)).second)
-      table[k][b + "standard"].first.v.push_back(sc), table[k][b + "standard"].second.v.push_back(sa);
-    table[k][b + cell.defense].first.v.push_back(cda), table[k][b + cell.defense].second.v.push_back(asr);
-    dtm[k][b + cell.defense].v.push_back(d);
+      table[k]["standard"].first.v.push_back(sc), table[k]["standard"].second.v.push_back(sa);
+    }
+    table[k][cell.defense].first.v.push_back(cda), table[k][cell.defense].second.v.push_back(asr);
+    dtm[k][cell.defense].v.push_back(d);
   }
-  std::vector<std::string> cols = {"float"};
-  for (int bits : c.bits) {
-    cols.push_back(std::to_string(bits) + "-bit standard");
-    for (const auto& d : c.defenses) cols.push_back(std::to_string(bits) + "-bit " + d);
-  }
+  std::vector<std::string> cols = {"float", "standard"};
+  for (const auto& d : c.defenses) cols.push_back(d);
   std::ostringstream md;
   md << "# " << c.name << "\n\n" << done << " of " << cells.size() << " cells finished. CDA / ASR in %"
      << (c.seeds.size() > 1 ? " (mean±std over " + std::to_string(c.seeds.size()) + " seeds)" : "")
-     << "; the standard quantizer is the attack's own (the first of each defense's --standard).\n\n| dataset | model | attack |";
-  // A table: a row per (dataset, model, attack), a column per `columns`, `text` of a row's column.
+     << "; \"float\" is the attacked model unquantized, \"standard\" the attack's own quantizer at that width "
+        "(the first of each defense's --standard).\n\n";
+  // A table: a row per key, a column per `columns`, `text` of a row's column.
   auto write_table = [&](const auto& rows, const std::vector<std::string>& columns, const auto& text) {
+    md << "| dataset | model | attack | bits |";
     for (const auto& col : columns) md << " " << col << " |";
-    md << "\n|---|---|---|";
+    md << "\n|---|---|---|---|";
     for (size_t i = 0; i < columns.size(); ++i) md << "---|";
     md << "\n";
     for (const auto& [k, byc] : rows) {
-      md << "| " << std::get<0>(k) << " | " << std::get<1>(k) << " | " << std::get<2>(k) << " |";
+      md << "| " << std::get<0>(k) << " | " << std::get<1>(k) << " | " << std::get<2>(k) << " | " << std::get<3>(k) << " |";
       for (const auto& col : columns) {
         auto it = byc.find(col);
         md << " " << (it == byc.end() ? std::string("–") : text(it->second)) << " |";
@@ -190,35 +191,30 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
     }
   };
   write_table(table, cols, [](const std::pair<Stat, Stat>& v) { return v.first.text() + " / " + v.second.text(); });
-  md << "\nDTM (higher is better):\n\n| dataset | model | attack |";
-  std::vector<std::string> dcols;
-  for (int bits : c.bits)
-    for (const auto& d : c.defenses) dcols.push_back(std::to_string(bits) + "-bit " + d);
-  write_table(dtm, dcols, [](const Stat& v) { return v.text(); });
-  // One bar chart per (dataset, model, attack, bits): CDA and ASR of every defense.
-  for (const auto& [k, byc] : table)
-    for (int bits : c.bits) {
-      std::vector<std::string> cats = {"float", "standard"};
-      for (const auto& d : c.defenses) cats.push_back(d);
-      BarSeries cda{"CDA %", {}}, asr{"ASR %", {}}, dt{"DTM", {}};
-      bool any = false;
-      const auto& dtm_k = dtm[k];
-      for (const auto& cat : cats) {
-        const std::string col = cat == "float" ? "float" : std::to_string(bits) + "-bit " + cat;
-        auto it = byc.find(col);
-        auto id = dtm_k.find(col);
-        cda.values.push_back(it == byc.end() ? NAN : it->second.first.mean());
-        asr.values.push_back(it == byc.end() ? NAN : it->second.second.mean());
-        dt.values.push_back(id == dtm_k.end() ? NAN : id->second.mean());
-        any = any || (it != byc.end() && cat != "float");
-      }
-      if (!any) continue;
-      const std::string name = file_safe(std::get<0>(k) + "-" + std::get<1>(k) + "-" + std::get<2>(k) + "-" + std::to_string(bits)) + ".svg";
-      written.insert(name);
-      write_bar_chart(c.out + "/figures/" + name, std::get<1>(k) + ", " + std::get<2>(k) + ", " + std::to_string(bits) + "-bit",
-                      "%", cats, {cda, asr, dt}, 0, 100);
-      md << "\n![" << name << "](figures/" << name << ")\n";
+  md << "\nDTM (higher is better):\n\n";
+  write_table(dtm, c.defenses, [](const Stat& v) { return v.text(); });
+  auto key_text = [](const Key& k) {
+    return std::get<0>(k) + "-" + std::get<1>(k) + "-" + std::get<2>(k) + "-" + std::to_string(std::get<3>(k));
+  };
+  // One bar chart per row: CDA, ASR and DTM of every defense.
+  for (const auto& [k, byc] : table) {
+    std::vector<std::string> cats = {"float", "standard"};
+    for (const auto& d : c.defenses) cats.push_back(d);
+    BarSeries cda{"CDA %", {}}, asr{"ASR %", {}}, dt{"DTM", {}};
+    const auto& dtm_k = dtm[k];
+    for (const auto& cat : cats) {
+      auto it = byc.find(cat);
+      auto id = dtm_k.find(cat);
+      cda.values.push_back(it == byc.end() ? NAN : it->second.first.mean());
+      asr.values.push_back(it == byc.end() ? NAN : it->second.second.mean());
+      dt.values.push_back(id == dtm_k.end() ? NAN : id->second.mean());
     }
+    const std::string name = file_safe(key_text(k)) + ".svg";
+    written.insert(name);
+    write_bar_chart(c.out + "/figures/" + name, std::get<1>(k) + ", " + std::get<2>(k) + ", " + std::to_string(std::get<3>(k)) + "-bit",
+                    "%", cats, {cda, asr, dt}, 0, 100);
+    md << "\n![" << name << "](figures/" << name << ")\n";
+  }
   // Sweeps (the supplementary's Figures 1 and 2): variants of one defense whose own sections set the
   // same single numeric option (efrap@lf0.1: lambda-f = 0.1, efrap@lf3: lambda-f = 3, ...) give CDA
   // and ASR against that option's value.
@@ -233,23 +229,21 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
   for (auto& [bk, vs] : sweeps) {
     if (vs.size() < 2) continue;
     std::sort(vs.begin(), vs.end());
-    for (const auto& [k, byc] : table)
-      for (int bits : c.bits) {
-        Series cda{"CDA %", {}}, asr{"ASR %", {}};
-        for (const auto& [v, d] : vs) {
-          auto it = byc.find(std::to_string(bits) + "-bit " + d);
-          if (it == byc.end()) continue;
-          cda.points.emplace_back(v, it->second.first.mean());
-          asr.points.emplace_back(v, it->second.second.mean());
-        }
-        if (cda.points.size() < 2) continue;
-        const std::string name = file_safe(std::get<0>(k) + "-" + std::get<1>(k) + "-" + std::get<2>(k) + "-" +
-                                           std::to_string(bits) + "-" + bk.first + "-" + bk.second) + ".svg";
-        written.insert(name);
-        write_line_chart(c.out + "/figures/" + name, bk.first + " against " + bk.second + ": " + std::get<2>(k) + ", " +
-                         std::to_string(bits) + "-bit", bk.second, "%", {cda, asr}, 0, 100);
-        md << "\n![" << name << "](figures/" << name << ")\n";
+    for (const auto& [k, byc] : table) {
+      Series cda{"CDA %", {}}, asr{"ASR %", {}};
+      for (const auto& [v, d] : vs) {
+        auto it = byc.find(d);
+        if (it == byc.end()) continue;
+        cda.points.emplace_back(v, it->second.first.mean());
+        asr.points.emplace_back(v, it->second.second.mean());
       }
+      if (cda.points.size() < 2) continue;
+      const std::string name = file_safe(key_text(k) + "-" + bk.first + "-" + bk.second) + ".svg";
+      written.insert(name);
+      write_line_chart(c.out + "/figures/" + name, bk.first + " against " + bk.second + ": " + std::get<2>(k) + ", " +
+                       std::to_string(std::get<3>(k)) + "-bit", bk.second, "%", {cda, asr}, 0, 100);
+      md << "\n![" << name << "](figures/" << name << ")\n";
+    }
   }
   // A figure of an earlier write that this one did not make (renamed, or a cell since removed from
   // the config) would be read as current.

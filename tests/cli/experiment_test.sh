@@ -143,12 +143,12 @@ echo "ok: a study outlives its program file"
 
 # ---- the results
 [ "$(wc -l < "$out/results.csv")" = $((total + 1)) ] || fail "results.csv: expected $total rows"
-grep -qF '| synthetic:600 | resnet18 width=2 | qu-anti-zation |' "$out/tables.md" || fail "tables.md has no qu-anti-zation row"
+grep -qF '| synthetic:600 | resnet18 width=2 | qu-anti-zation | 4 |' "$out/tables.md" || fail "tables.md has no qu-anti-zation row"
 grep -qF '±' "$out/tables.md" || fail "tables.md: no mean±std over the seeds"
 grep -qF '"finished": '"$total" "$out/results.json" || fail "results.json: not every cell finished"
 ls "$out"/figures/*.svg > /dev/null || fail "no figures"
 ls "$out"/figures/*-efrap-iterations.svg > /dev/null 2>&1 || fail "no sweep figure for efrap@it2, efrap@it10"
-grep -qF '| 4-bit efrap@it2 |' "$out/tables.md" || fail "tables.md: no column for the variant efrap@it2"
+grep -qF '| bits | float | standard | nearest | efrap | efrap@it2 |' "$out/tables.md" || fail "tables.md: not a row per width with a column per defense (efrap@it2 among them)"
 echo "ok: results.csv, results.json, tables.md, figures"
 
 # ---- the tables name a model file by the architecture it records; a figure no longer made is removed
