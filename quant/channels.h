@@ -1,6 +1,8 @@
 // A contiguous tensor seen as [outer, C, inner] around the quantization axis (C = 1 per tensor).
 #pragma once
 #include "quant/scheme.h"
+#include "tensor/storage.h"
+#include "tensor/tensor.h"
 
 namespace dearest::quant {
 
@@ -21,6 +23,17 @@ inline ChannelView channel_view(const QuantScheme& s, const Shape& shape) {
   v.C = shape[size_t(s.axis)];
   for (size_t d = size_t(s.axis) + 1; d < shape.size(); ++d) v.inner *= shape[d];
   return v;
+}
+
+// A per-tensor scheme sees every element alike, so a blocked (oneDNN-layout) f32 tensor whose bytes
+// hold exactly its elements (no padding, e.g. nChw16c with C a multiple of 16) can be quantized
+// and ranged in its own byte order: the bytes as a plain 1-d tensor, else an undefined tensor.
+// This spares the emulated attacks' activation quantizers two reorders per layer and pass.
+inline Tensor per_tensor_bytes(const QuantScheme& s, const Tensor& x) {
+  if (s.per_channel || !x.is_blocked() || x.dtype() != DType::F32 || x.offset() != 0 ||
+      x.storage()->nbytes() != x.nbytes())
+    return Tensor();
+  return Tensor::wrap(x.storage(), {x.numel()}, DType::F32);
 }
 
 }  // namespace dearest::quant

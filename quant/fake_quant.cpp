@@ -152,6 +152,17 @@ SpanKernel span_kernel(ScaleForm f, Rounding r) {
 
 FakeQuantResult fake_quantize_raw(const Tensor& x_in, const QuantScheme& s, const QParams& qp, const Tensor& up_in,
                                   bool want_q, bool want_mask) {
+  // A blocked tensor under a per-tensor scheme: quantized in its own byte order, the result in the
+  // same layout (no reorder to plain and back). Integers and masks stay plain-only: their element
+  // order must be the logical one.
+  if (!want_q && !want_mask && !uses_mask(s.rounding)) {
+    const Tensor bytes = per_tensor_bytes(s, x_in);
+    if (bytes.defined()) {
+      FakeQuantResult r = fake_quantize_raw(bytes, s, qp, up_in, false, false);
+      r.y = Tensor::wrap(r.y.storage(), x_in.shape(), DType::F32, x_in.blocked_layout());
+      return r;
+    }
+  }
   ChannelView v;
   check_inputs(x_in, s, qp, up_in, v);
   const bool f64 = x_in.dtype() == DType::F64;
@@ -207,8 +218,8 @@ Tensor fake_quantize(const Tensor& x, const QuantScheme& s, const QParams& qp, S
   if (!need) return r.y;
   const DType dt = x.dtype();
   return record("fake_quantize", r.y, {x}, [m = SavedTensor(r.in_range), ste, dt](const Tensor& g) {
+    if (ste == Ste::Plain) return std::vector<Tensor>{g};  // in whatever layout it came
     Tensor gp = g.plain();
-    if (ste == Ste::Plain) return std::vector<Tensor>{gp};
     return std::vector<Tensor>{raw::binary(raw::Binary::Mul, gp, m.get().to(dt))};
   });
 }

@@ -112,7 +112,8 @@ void span_range(const float* p, int64_t n, float& l, float& h) {
 }  // namespace
 
 std::pair<Tensor, Tensor> tensor_range(const QuantScheme& s, const Tensor& x_in) {
-  Tensor x = x_in.plain().contiguous().to(DType::F32);
+  const Tensor bytes = per_tensor_bytes(s, x_in);
+  Tensor x = bytes.defined() ? bytes : x_in.plain().contiguous().to(DType::F32);
   const ChannelView v = channel_view(s, x.shape());
   DEAREST_CHECK(v.outer * v.inner > 0, "tensor_range: empty tensor ", x.describe());
   Tensor mn = Tensor::empty({v.C}, DType::F32), mx = Tensor::empty({v.C}, DType::F32);

@@ -8,6 +8,7 @@
 #include "autograd/ops.h"
 #include "quant/element.h"
 #include "quant/qparams.h"
+#include "tensor/ops/conv.h"
 #include "tensor/rng.h"
 #include "tensor/safetensors.h"
 #include "tests/test_util.h"
@@ -158,6 +159,29 @@ TEST(FakeQuant, RangeSkipsNaNAtEveryPositionOfTheVectorLoop) {
       auto [mn, mx] = tensor_range(s, vec(v));
       EXPECT_EQ(mn.data<float>()[0], lo) << "n " << n << ", NaN at " << nan_at;
       EXPECT_EQ(mx.data<float>()[0], hi) << "n " << n << ", NaN at " << nan_at;
+    }
+  }
+}
+
+TEST(FakeQuant, BlockedActivationsQuantizedInTheirOwnLayout) {
+  // A conv's blocked output under a per-tensor scheme: ranged and fake-quantized in its byte order,
+  // the result still blocked and, read back, the bits of quantizing the plain tensor. A padded
+  // layout (5 channels) and a per-channel scheme go through plain and agree too.
+  for (int64_t channels : {16, 5}) {
+    Conv2dParams p;
+    p.pad_h = p.pad_w = 1;
+    const Tensor x = raw::conv2d(test::randn({4, 16, 8, 8}, 1), test::randn({channels, 16, 3, 3}, 2), Tensor(), p);
+    ASSERT_TRUE(x.is_blocked());
+    for (bool per_channel : {false, true}) {
+      QuantScheme s = QuantScheme::make(4, false, false, per_channel);
+      s.axis = 1;
+      auto [mn, mx] = tensor_range(s, x);
+      auto [pmn, pmx] = tensor_range(s, x.plain());
+      EXPECT_TRUE(test::bitwise_equal(mn, pmn) && test::bitwise_equal(mx, pmx)) << channels << " channels";
+      const QParams qp = qparams_from_range(s, mn, mx);
+      const Tensor y = fake_quantize_raw(x, s, qp).y;
+      EXPECT_EQ(y.is_blocked(), channels == 16 && !per_channel) << channels << " channels, per channel " << per_channel;
+      EXPECT_TRUE(test::bitwise_equal(y.plain(), fake_quantize_raw(x.plain(), s, qp).y)) << channels << " channels";
     }
   }
 }
