@@ -144,9 +144,11 @@ int experiment(const po::variables_map& vm) {
     // What is being made right now, by whichever process holds each artifact's lock.
     std::set<std::string> seen;
     std::string running;
+    size_t left[3] = {0, 0, 0};  // clean models, attacked models, defense runs not yet made
     for (const Cell& cell : cells)
       for (const Step& s : cell.steps) {
         if (!seen.insert(s.dir).second) continue;
+        if (!s.args.empty() && !std::filesystem::exists(s.done)) ++left[std::min<size_t>(2, size_t(&s - cell.steps.data()))];
         const StepActivity a = step_activity(s);
         if (!a.running) continue;
         // What the step is for: the model for a clean model, the attack for an attacked one, the cell for a defense.
@@ -157,6 +159,9 @@ int experiment(const po::variables_map& vm) {
                                                                        ? " @" + std::to_string(cell.bits) : "");
         running += "- " + s.label + ", " + what + " (" + s.dir + "):\n  " + (a.progress.empty() ? "started" : a.progress) + "\n";
       }
+    std::cout << "\nLeft to make: " << left[0] << " clean model" << (left[0] == 1 ? "" : "s") << ", " << left[1]
+              << " attacked model" << (left[1] == 1 ? "" : "s") << ", " << left[2] << " defense run" << (left[2] == 1 ? "" : "s")
+              << " (the running ones among them).\n";
     std::cout << "\n" << (running.empty() ? "Nothing of this study is running now.\n" : "Running now:\n\n" + running);
     return 0;
   }

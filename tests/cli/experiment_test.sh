@@ -70,6 +70,8 @@ for f in $finished; do touch -r "$f" "$f.before"; done
 "$bin" experiment "$smoke" --out "$out" --report > "$t/partial.md" 2>&1 || fail "--report failed: $(cat "$t/partial.md")"
 grep -qF "$n1 of $total cells finished" "$t/partial.md" || fail "--report: $(head -3 "$t/partial.md")"
 grep -qF "Nothing of this study is running now." "$t/partial.md" || fail "--report after the kill: $(tail -3 "$t/partial.md")"
+left=$(sed -n 's/^Left to make: \([0-9]*\) clean models*, \([0-9]*\) attacked models*, \([0-9]*\) defense runs* .*/\3/p' "$t/partial.md")
+[ "$left" = $((total - n1)) ] || fail "--report after the kill: expected $((total - n1)) defense runs left: $(grep '^Left' "$t/partial.md")"
 "$bin" experiment "$smoke" --out "$out" --quiet > "$t/run2.txt" 2>&1 || fail "the rerun failed: $(cat "$t/run2.txt")"
 for f in $finished; do [ ! "$f" -nt "$f.before" ] || fail "a finished cell was recomputed: $f"; done
 n2=$(ls "$out"/artifacts/defend-*/summary.json | wc -l)
@@ -77,6 +79,8 @@ n2=$(ls "$out"/artifacts/defend-*/summary.json | wc -l)
 grep -qE ' [1-9][0-9]* reused' "$t/run2.txt" || fail "the rerun reused nothing: $(cat "$t/run2.txt")"
 "$bin" experiment "$smoke" --out "$out" --quiet > "$t/run3.txt" 2>&1
 grep -qF ': 0 steps run' "$t/run3.txt" || fail "a third run computed something: $(cat "$t/run3.txt")"
+"$bin" experiment "$smoke" --out "$out" --report | grep -qx "Left to make: 0 clean models, 0 attacked models, 0 defense runs (the running ones among them)." ||
+  fail "--report after the whole study: something left to make"
 echo "ok: killed after $n1 of $total cells; the rerun kept them and finished; a third run computed nothing"
 
 # ---- two processes over one study: each artifact made once, by one of them
