@@ -3,19 +3,45 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <sstream>
 
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "data/loader.h"
 #include "data/transforms.h"
+#include "nn/checkpoint.h"
 #include "nn/loss.h"
 #include "nn/optim.h"
+#include "tensor/json.h"
 #include "tensor/rng.h"
 
 namespace dearest::defenses {
 
 namespace {
+
+// What a checkpoint must have been made with to be resumed: the starting weights, the data's size
+// and every option that changes the rounds.
+std::string ibau_key(const IbauOptions& o, int64_t images, const std::string& start_fingerprint) {
+  std::ostringstream k;
+  k.precision(17);
+  k << start_fingerprint << " images=" << images << " rounds=" << o.rounds << " batch=" << o.batch << " inner_lr=" << o.inner_lr
+    << " reg=" << o.reg << " fp_lr=" << o.fp_lr << " K=" << o.K << " tol=" << o.tol << " optimizer=" << o.optimizer
+    << " lr=" << o.lr << " portion=" << o.portion << " fd_eps=" << o.fd_eps << " max_batches=" << o.max_batches
+    << " seed=" << o.seed;
+  return k.str();
+}
+
+IbauRound round_from_json(const Json& j) {
+  IbauRound r;
+  r.inner_loss = j["inner_loss"].as_number();
+  r.delta_norm = j["delta_norm"].as_number();
+  r.outer_loss = j["outer_loss"].as_number();
+  r.fp_iterations = j["fixed_point_iterations"].as_number();
+  r.seconds = j["seconds"].as_number();
+  return r;
+}
 
 double norm_of(const Tensor& t) {
   NoGradGuard ng;
@@ -111,6 +137,16 @@ Hypergradient hypergradient(nn::Module& model, const Tensor& x_in, const Tensor&
   return h;
 }
 
+Json ibau_round_json(const IbauRound& r) {
+  Json j = Json::object();
+  j.set("inner_loss", r.inner_loss);
+  j.set("delta_norm", r.delta_norm);
+  j.set("outer_loss", r.outer_loss);
+  j.set("fixed_point_iterations", r.fp_iterations);
+  j.set("seconds", r.seconds);
+  return j;
+}
+
 std::vector<IbauRound> ibau(nn::Module& model, const data::DatasetPtr& clean, const std::string& kind, const IbauOptions& o) {
   DEAREST_CHECK(clean && clean->size() > 0, "i-bau: no clean data");
   DEAREST_CHECK(o.rounds >= 0 && o.batch >= 1 && o.K >= 1, "i-bau: rounds >= 0, batch >= 1 and K >= 1 expected");
@@ -119,6 +155,7 @@ std::vector<IbauRound> ibau(nn::Module& model, const data::DatasetPtr& clean, co
   model.eval();
   for (auto& [n, p] : model.named_parameters()) p.set_requires_grad(true);
   auto opt = nn::make_optimizer(o.optimizer, model, o.lr, 0.9, 0, false, "i-bau optimizer");
+  const std::string key = ibau_key(o, clean->size(), nn::fingerprint(model));
   data::LoaderOptions lo;
   lo.batch_size = o.batch;
   lo.shuffle = true;
@@ -131,7 +168,20 @@ std::vector<IbauRound> ibau(nn::Module& model, const data::DatasetPtr& clean, co
   dshape[0] = 1;
   std::vector<IbauRound> log;
   Rng rng(o.seed, 4242);
-  for (int64_t r = 0; r < o.rounds; ++r) {
+  int64_t start = 0;
+  if (!o.checkpoint.empty() && std::filesystem::exists(o.checkpoint)) {
+    nn::Metadata m = nn::load_checkpoint(o.checkpoint, model, *opt);
+    DEAREST_CHECK(m["ibau_key"] == key, o.checkpoint,
+                  ": an I-BAU checkpoint of another starting model or option set; remove it to start over");
+    start = std::stoll(m.at("ibau_rounds_done"));
+    rng.set_counter(std::stoull(m.at("ibau_rng_counter")));
+    const Json done = Json::parse(m.at("ibau_log"), o.checkpoint);  // kept: items() refers into it
+    for (const Json& j : done.items()) log.push_back(round_from_json(j));
+    if (o.progress)
+      std::fprintf(stderr, "i-bau: resuming after round %ld of %ld (%s)\n", long(start), long(o.rounds), o.checkpoint.c_str());
+  }
+  const int64_t end = o.stop_after > 0 ? std::min(o.rounds, o.stop_after) : o.rounds;
+  for (int64_t r = start; r < end; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     IbauRound rl;
     // (a) the universal perturbation, by SGD from 0.
@@ -175,6 +225,13 @@ std::vector<IbauRound> ibau(nn::Module& model, const data::DatasetPtr& clean, co
       std::fprintf(stderr, "\ri-bau round %ld/%ld: inner %.4f, |delta| %.3f, outer %.4f, %.0f s\n", long(r + 1), long(o.rounds),
                    rl.inner_loss, rl.delta_norm, rl.outer_loss, rl.seconds);
     log.push_back(rl);
+    if (!o.checkpoint.empty()) {
+      Json lj = Json::array();
+      for (const auto& l : log) lj.push(ibau_round_json(l));
+      nn::save_checkpoint(o.checkpoint, model, o.spec, *opt,
+                          {{"ibau_key", key}, {"ibau_rounds_done", std::to_string(r + 1)},
+                           {"ibau_rng_counter", std::to_string(rng.counter())}, {"ibau_log", lj.dump()}});
+    }
   }
   model.eval();
   return log;

@@ -17,7 +17,9 @@
 #include <vector>
 
 #include "data/registry.h"
+#include "nn/models.h"
 #include "nn/module.h"
+#include "tensor/json.h"
 
 namespace dearest::defenses {
 
@@ -36,6 +38,12 @@ struct IbauOptions {
   int64_t max_batches = 0;    // per pass (0: all)
   uint64_t seed = 0;
   bool progress = true;
+  // After every round the model, the optimizer, the mask RNG and the log are saved here, and a
+  // run finding the file resumes after its last round, exactly (empty: no checkpoint). A file of
+  // another starting model or option set is refused.
+  std::string checkpoint;
+  nn::ModelSpec spec;          // recorded in the checkpoint
+  int64_t stop_after = 0;      // return after this many rounds done in all (0: all of them)
 };
 
 struct IbauRound {
@@ -45,6 +53,9 @@ struct IbauRound {
   double fp_iterations = 0;  // mean fixed-point iterations per hypergradient
   double seconds = 0;
 };
+
+// A round's record as JSON (the summary's and the checkpoint's form).
+Json ibau_round_json(const IbauRound& r);
 
 // Unlearns in place, on `clean` with the test transforms (no augmentation, as the official code).
 std::vector<IbauRound> ibau(nn::Module& model, const data::DatasetPtr& clean, const std::string& kind, const IbauOptions& o);

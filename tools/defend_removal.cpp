@@ -169,18 +169,12 @@ int defend_removal(const po::variables_map& vm) {
     io.max_batches = fo.max_steps;
     io.seed = fo.seed;
     io.progress = fo.progress;
+    io.checkpoint = out + "/ibau-progress.safetensors";  // an interrupted run resumes after its last round
+    io.spec = spec;
     const auto rounds = defenses::ibau(target, clean, jo.data.kind, io);
     ibau_json = Json::object();
     Json rs = Json::array();
-    for (const auto& r : rounds) {
-      Json j = Json::object();
-      j.set("inner_loss", r.inner_loss);
-      j.set("delta_norm", r.delta_norm);
-      j.set("outer_loss", r.outer_loss);
-      j.set("fixed_point_iterations", r.fp_iterations);
-      j.set("seconds", r.seconds);
-      rs.push(j);
-    }
+    for (const auto& r : rounds) rs.push(defenses::ibau_round_json(r));
     ibau_json.set("rounds", rs);
     ibau_json.set("batch", io.batch);
     ibau_json.set("K", io.K);

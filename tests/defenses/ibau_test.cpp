@@ -5,6 +5,8 @@
 #include "defenses/ibau.h"
 
 #include <cmath>
+#include <filesystem>
+#include <unistd.h>
 
 #include "nn/layers.h"
 #include "tensor/rng.h"
@@ -196,6 +198,45 @@ TEST(Ibau, UnlearningRunsItsRounds) {
   EXPECT_GT(test::max_abs_diff(seq->named_parameters()[0].second, before), 0.0);
   o.portion = 0;
   EXPECT_ERROR_CONTAINS(ibau(*seq, clean, "synthetic", o), "portion must be in (0, 1]");
+}
+
+TEST(Ibau, ResumedAfterARoundEqualsAWholeRun) {
+  // Three rounds at once, and one round then (a fresh process: the starting model again) the
+  // rest from the checkpoint: the same weights to the bit and the same log.
+  auto build = [](const nn::StateDict* from) {
+    auto seq = std::make_shared<nn::Sequential>();
+    seq->push_back(std::make_shared<nn::Flatten>());
+    seq->push_back(std::make_shared<nn::Linear>(3 * 32 * 32, 10, true));
+    if (from) seq->load_state_dict(*from, true);
+    return seq;
+  };
+  auto clean = data::open_dataset(data::parse_data_spec("synthetic:512"), "train", 1);
+  const auto whole = build(nullptr);
+  nn::StateDict start;  // copies: a state dict shares the parameters' storage
+  for (const auto& [n, t] : whole->state_dict()) start.emplace_back(n, t.clone());
+  IbauOptions o;
+  o.rounds = 3;
+  o.batch = 50;
+  o.max_batches = 3;
+  o.progress = false;
+  const auto whole_log = ibau(*whole, clean, "synthetic", o);
+  const std::string ck = (std::filesystem::temp_directory_path() / ("dearest-ibau-" + std::to_string(::getpid()) + ".safetensors")).string();
+  std::filesystem::remove(ck);
+  o.checkpoint = ck;
+  o.stop_after = 1;
+  ASSERT_EQ(ibau(*build(&start), clean, "synthetic", o).size(), 1u);
+  ASSERT_TRUE(std::filesystem::exists(ck));
+  o.stop_after = 0;
+  const auto resumed = build(&start);
+  const auto resumed_log = ibau(*resumed, clean, "synthetic", o);
+  ASSERT_EQ(resumed_log.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(resumed_log[i].outer_loss, whole_log[i].outer_loss) << "round " << i;
+  const auto a = whole->named_parameters(), b = resumed->named_parameters();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(test::bitwise_equal(a[i].second, b[i].second)) << a[i].first;
+  // Another option set (or starting model) does not take the file.
+  o.lr = 2e-4;
+  EXPECT_ERROR_CONTAINS(ibau(*build(&start), clean, "synthetic", o), "another starting model or option set");
+  std::filesystem::remove(ck);
 }
 
 }  // namespace
