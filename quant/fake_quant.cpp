@@ -63,7 +63,7 @@ void fake_quantize_span(const Span& s, bool clamp, int64_t qmin, int64_t qmax) {
 
 // The same round trip for the common case (a clamping scheme, a nearest-type rounding, no
 // integers wanted) in float arithmetic only, which the compiler vectorizes: the loop above is
-// scalar (int64 conversions, a division per element) and was 17% of a Qu-ANTI-zation attack step.
+// scalar (int64 conversions, a division per element) and was 13% of a Qu-ANTI-zation attack step.
 // Bit for bit the same results: rounded values are whole floats, the clamp bounds and the zero
 // point (|z| < 2^23, checked by the caller) are exact in float, so (r + z), the clamp and
 // (q -/+ z) lose nothing where the integer path's value is in range, and every value the clamp

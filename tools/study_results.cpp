@@ -3,13 +3,13 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 #include <tuple>
 
 #include "tensor/error.h"
+#include "tensor/safetensors.h"
 #include "tools/defend_common.h"
 #include "tools/pipeline.h"
 #include "tools/study.h"
@@ -59,20 +59,12 @@ std::string file_safe(std::string s) {
   return s;
 }
 
-// The architecture a model file records ("resnet18:classes=10,input=32,width=16"), from its
-// safetensors header alone; empty when the file cannot be read.
+// The architecture a model file records ("resnet18:classes=10,input=32,width=16"); empty when the
+// file cannot be read (the study reports that itself when it runs).
 std::string recorded_arch(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  unsigned char n8[8];
-  if (!f.read(reinterpret_cast<char*>(n8), 8)) return "";
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | n8[i];
-  if (n > (uint64_t(1) << 26)) return "";
-  std::string header(n, '\0');
-  if (!f.read(header.data(), std::streamsize(n))) return "";
   try {
-    const Json h = Json::parse(header, path);
-    if (h.contains("__metadata__") && h["__metadata__"].contains("arch")) return h["__metadata__"]["arch"].as_string();
+    for (const auto& [k, v] : read_safetensors(path).metadata)
+      if (k == "arch") return v;
   } catch (const std::exception&) {
   }
   return "";
@@ -96,8 +88,8 @@ std::map<std::string, std::string> study_display_names(const StudyConfig& c) {
   std::map<std::string, std::string> names;
   std::map<std::string, int> uses;
   // A dataset by its name, not its folder ("cifar10:../shared/data/cifar10" -> "cifar10",
-  // "synthetic:600" stays); a model file by the
-  // architecture it records; a model spec by its short form. Names that would collide stay whole.
+  // "synthetic:600" stays); a model file by the architecture it records; a model spec by its short
+  // form. Names that would collide stay whole.
   for (const auto& d : c.datasets) {
     const size_t colon = d.find(':');
     names[d] = colon != std::string::npos && d.find('/', colon) != std::string::npos ? d.substr(0, colon) : d;
