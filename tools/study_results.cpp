@@ -82,6 +82,57 @@ std::string short_spec(const std::string& spec) {
   return out;
 }
 
+// Copies FROM to the study's figures as NAME (once) and returns its Markdown line; empty when the
+// step drew no such figure.
+std::string copy_figure(const StudyConfig& c, const std::string& from, const std::string& name, const std::string& caption,
+                        std::set<std::string>& written) {
+  if (!fs::exists(from) || !written.insert(name).second) return "";
+  fs::copy_file(from, c.out + "/figures/" + name, fs::copy_options::overwrite_existing);
+  return "\n![" + caption + "](figures/" + name + ")\n";
+}
+
+std::string curve_figures(const StudyConfig& c, const std::vector<Cell>& cells, const std::map<std::string, std::string>& shown,
+                          std::set<std::string>& written) {
+  // An attack trained once for every width (Qu-ANTI-zation) is named without a width; one trained
+  // per width (CompArtifact) with it.
+  std::map<std::string, std::set<int>> widths_of;  // attacked model's folder -> widths it serves
+  for (const Cell& cell : cells) widths_of[cell.steps[1].dir].insert(cell.bits);
+  std::ostringstream md;
+  std::string clean, attack, flips;
+  for (const Cell& cell : cells) {
+    // File names join the parts with "-", captions with ", ".
+    const std::string seed = c.seeds.size() > 1 ? "seed" + std::to_string(cell.seed) : "";
+    auto named = [&](std::vector<std::string> parts, const char* sep) {
+      if (!seed.empty()) parts.push_back(seed);
+      std::string out;
+      for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
+      return out;
+    };
+    const std::string ds = shown.at(cell.dataset), ms = shown.at(cell.model);
+    // A given model file has its training curve only where `dearest train` left it beside it.
+    const std::string made = fs::path(cell.steps[0].done).filename().string();
+    if (made == "summary.json" || made == "model.safetensors")
+      clean += copy_figure(c, cell.steps[0].dir + "/curve.svg", file_safe(named({"clean", ds, ms}, "-")) + ".svg",
+                           "clean training: " + named({ds, ms}, ", "), written);
+    std::vector<std::string> a = {ds, ms, cell.attack};
+    if (widths_of[cell.steps[1].dir].size() < c.bits.size()) a.push_back(std::to_string(cell.bits) + "-bit");
+    std::vector<std::string> fa = a;
+    fa.insert(fa.begin(), "attack");
+    attack += copy_figure(c, cell.steps[1].dir + "/curve.svg", file_safe(named(fa, "-")) + ".svg", "attack: " + named(a, ", "), written);
+    if (base_name(cell.defense) == "efrap" && fs::exists(cell.summary)) {
+      const std::vector<std::string> k = {ds, ms, cell.attack, std::to_string(cell.bits) + "-bit", cell.defense};
+      std::vector<std::string> fk = k;
+      fk.insert(fk.begin(), "flip-rate");
+      flips += copy_figure(c, cell.steps[2].dir + "/flip-rate.svg", file_safe(named(fk, "-")) + ".svg",
+                           "EFRAP's flip rate per layer: " + named(k, ", "), written);
+    }
+  }
+  if (!clean.empty()) md << "\n## Training curves of the clean models\n" << clean;
+  if (!attack.empty()) md << "\n## Attack curves\n" << attack;
+  if (!flips.empty()) md << "\n## EFRAP's flip rate per layer\n" << flips;
+  return md.str();
+}
+
 }  // namespace
 
 std::map<std::string, std::string> study_display_names(const StudyConfig& c) {
@@ -237,6 +288,9 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
       md << "\n![" << name << "](figures/" << name << ")\n";
     }
   }
+  // The figures each step drew in its own folder, copied beside the study's under names a person
+  // can read: the clean models' training curves, the attacks' curves, EFRAP's flip rate per layer.
+  md << curve_figures(c, cells, shown, written);
   // A figure of an earlier write that this one did not make (renamed, or a cell since removed from
   // the config) would be read as current.
   for (const auto& e : fs::directory_iterator(c.out + "/figures"))

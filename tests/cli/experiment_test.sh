@@ -154,6 +154,16 @@ ls "$out"/figures/*.svg > /dev/null || fail "no figures"
 ls "$out"/figures/*-efrap-iterations.svg > /dev/null 2>&1 || fail "no sweep figure for efrap@it2, efrap@it10"
 grep -qF '| bits | float | standard | nearest | efrap | efrap@it2 |' "$out/tables.md" || fail "tables.md: not a row per width with a column per defense (efrap@it2 among them)"
 echo "ok: results.csv, results.json, tables.md, figures"
+# the steps' own figures, copied under readable names: 2 clean curves (one per seed), 4 attack curves
+# (2 attacks x 2 seeds; one width, so none is named by it), 12 flip-rate charts (3 EFRAP columns x 4)
+for f in clean-synthetic_600-resnet18_width_2-seed1 attack-synthetic_600-resnet18_width_2-comp-artifact-seed0 \
+         flip-rate-synthetic_600-resnet18_width_2-qu-anti-zation-4-bit-efrap_it10-seed1; do
+  [ -f "$out/figures/$f.svg" ] || fail "no $f.svg among: $(ls "$out/figures")"
+  grep -qF "(figures/$f.svg)" "$out/tables.md" || fail "tables.md does not show $f.svg"
+done
+[ "$(ls "$out"/figures/clean-*.svg | wc -l)" = 2 ] && [ "$(ls "$out"/figures/attack-*.svg | wc -l)" = 4 ] &&
+  [ "$(ls "$out"/figures/flip-rate-*.svg | wc -l)" = 12 ] || fail "expected 2 clean, 4 attack and 12 flip-rate figures: $(ls "$out/figures")"
+echo "ok: training curves, attack curves and flip rates copied to figures/"
 
 # ---- the tables name a model file by the architecture it records; a figure no longer made is removed
 clean=$(ls "$out"/artifacts/clean-*/model.safetensors | head -1)
@@ -163,4 +173,5 @@ mkdir -p "$t/given/figures" && touch "$t/given/figures/old-name.svg"
 grep -qF '| synthetic:600 | resnet18 width=2 | qu-anti-zation |' "$t/given/tables.md" || fail "tables.md names the model file not its architecture: $(grep qu-anti "$t/given/tables.md")"
 [ ! -e "$t/given/figures/old-name.svg" ] || fail "a stale figure was kept"
 ls "$t"/given/figures/synthetic_600-resnet18_width_2-qu-anti-zation-4.svg > /dev/null || fail "no figure named by the architecture: $(ls "$t/given/figures")"
+[ -f "$t/given/figures/clean-synthetic_600-resnet18_width_2.svg" ] || fail "the given model's training curve (beside it) was not copied: $(ls "$t/given/figures")"
 echo "ok: a given model file is named by its architecture in the tables and figures"
