@@ -167,6 +167,10 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
   using Key = std::tuple<std::string, std::string, std::string, int>;
   std::map<Key, std::map<std::string, std::pair<Stat, Stat>>> table;
   std::map<Key, std::map<std::string, Stat>> dtm;
+  // The removal defenses' own float models, before the standard quantizer: whether a defense
+  // removed the backdoor in float and the quantizer brings it back is the papers' question.
+  std::map<Key, std::map<std::string, std::pair<Stat, Stat>>> defended_float;
+  std::set<std::string> removal_seen;
   std::set<std::string> float_seen;
   const auto shown = study_display_names(c);
   std::set<std::string> written;  // figure file names
@@ -209,6 +213,11 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
     }
     table[k][cell.defense].first.v.push_back(cda), table[k][cell.defense].second.v.push_back(asr);
     dtm[k][cell.defense].v.push_back(d);
+    if (s.contains("defended_float")) {
+      auto& f = defended_float[k][cell.defense];
+      f.first.v.push_back(s["defended_float"]["cda"].as_number()), f.second.v.push_back(s["defended_float"]["asr"].as_number());
+      removal_seen.insert(cell.defense);
+    }
   }
   std::vector<std::string> cols = {"float", "standard"};
   for (const auto& d : c.defenses) cols.push_back(d);
@@ -236,6 +245,16 @@ std::string write_study_results(const StudyConfig& c, const std::vector<Cell>& c
   write_table(table, cols, [](const std::pair<Stat, Stat>& v) { return v.first.text() + " / " + v.second.text(); });
   md << "\nDTM (higher is better):\n\n";
   write_table(dtm, c.defenses, [](const Stat& v) { return v.text(); });
+  if (!removal_seen.empty()) {
+    std::vector<std::string> removal;
+    for (const auto& d : c.defenses)
+      if (removal_seen.count(d)) removal.push_back(d);
+    md << "\nThe removal defenses' float models, before the standard quantizer (CDA / ASR in %; \"float\" is the "
+          "attacked model's):\n\n";
+    for (auto& [k, byc] : defended_float) byc["float"] = table[k]["float"];
+    removal.insert(removal.begin(), "float");
+    write_table(defended_float, removal, [](const std::pair<Stat, Stat>& v) { return v.first.text() + " / " + v.second.text(); });
+  }
   auto key_text = [](const Key& k) {
     return std::get<0>(k) + "-" + std::get<1>(k) + "-" + std::get<2>(k) + "-" + std::to_string(std::get<3>(k));
   };

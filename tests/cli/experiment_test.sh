@@ -153,6 +153,7 @@ grep -qF '"finished": '"$total" "$out/results.json" || fail "results.json: not e
 ls "$out"/figures/*.svg > /dev/null || fail "no figures"
 ls "$out"/figures/*-efrap-iterations.svg > /dev/null 2>&1 || fail "no sweep figure for efrap@it2, efrap@it10"
 grep -qF '| bits | float | standard | nearest | efrap | efrap@it2 |' "$out/tables.md" || fail "tables.md: not a row per width with a column per defense (efrap@it2 among them)"
+grep -qF "| bits | float | ft |" "$out/tables.md" || fail "tables.md: no table of the removal defense's own float model"
 echo "ok: results.csv, results.json, tables.md, figures"
 # the steps' own figures, copied under readable names: 2 clean curves (one per seed), 4 attack curves
 # (2 attacks x 2 seeds; one width, so none is named by it), 12 flip-rate charts (3 EFRAP columns x 4)
