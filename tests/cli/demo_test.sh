@@ -10,10 +10,10 @@ fail() { echo "FAIL: $*"; exit 1; }
 args="--out $t/demo --data synthetic:400 --model resnet18:width=2 --epochs 1 --attack-epochs 1 --iterations 5"
 # shellcheck disable=SC2086
 "$bin" demo $args > "$t/run1.txt" 2> "$t/err1.txt" || fail "the demo failed: $(tail -5 "$t/err1.txt")"
-for row in "clean model, float" "backdoored, float" "backdoored, 4-bit nearest" "backdoored, 4-bit flipped" "backdoored, 4-bit efrap"; do
+for row in "clean model, float" "clean model, 4-bit nearest" "backdoored, float" "backdoored, 4-bit nearest" "backdoored, 4-bit flipped" "backdoored, 4-bit efrap"; do
   grep -qF "$row" "$t/run1.txt" || fail "no row \"$row\" in the table: $(cat "$t/run1.txt")"
 done
-grep -qE "^Float model: ASR [0-9.]+%" "$t/run1.txt" || fail "no summary line"
+grep -qE "^Float model: ASR [0-9.]+%.*; the clean model at 4 bits: [0-9.]+%" "$t/run1.txt" || fail "no summary line with the clean model at 4 bits"
 grep -qE "(puts it back to sleep|Not shown at these settings)" "$t/run1.txt" || fail "the story was not checked"
 for f in README.md results.svg clean-training.svg attack.svg flip-rate.svg loss.svg gradcam.png tsne-1.svg tsne-2.svg tsne-3.svg; do
   [ -s "$t/demo/report/$f" ] || fail "report/$f missing"
