@@ -100,31 +100,30 @@ std::string curve_figures(const StudyConfig& c, const std::vector<Cell>& cells, 
   std::ostringstream md;
   std::string clean, attack, flips;
   for (const Cell& cell : cells) {
-    // File names join the parts with "-", captions with ", ".
+    // A figure's file name joins KIND and the parts with "-"; its caption the parts with ", ".
     const std::string seed = c.seeds.size() > 1 ? "seed" + std::to_string(cell.seed) : "";
-    auto named = [&](std::vector<std::string> parts, const char* sep) {
+    auto joined = [&](std::vector<std::string> parts, const char* sep) {
       if (!seed.empty()) parts.push_back(seed);
       std::string out;
       for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
       return out;
     };
+    auto file = [&](const std::string& kind, const std::vector<std::string>& parts) {
+      return file_safe(kind + "-" + joined(parts, "-")) + ".svg";
+    };
     const std::string ds = shown.at(cell.dataset), ms = shown.at(cell.model);
     // A given model file has its training curve only where `dearest train` left it beside it.
     const std::string made = fs::path(cell.steps[0].done).filename().string();
     if (made == "summary.json" || made == "model.safetensors")
-      clean += copy_figure(c, cell.steps[0].dir + "/curve.svg", file_safe(named({"clean", ds, ms}, "-")) + ".svg",
-                           "clean training: " + named({ds, ms}, ", "), written);
+      clean += copy_figure(c, cell.steps[0].dir + "/curve.svg", file("clean", {ds, ms}), "clean training: " + joined({ds, ms}, ", "),
+                           written);
     std::vector<std::string> a = {ds, ms, cell.attack};
     if (widths_of[cell.steps[1].dir].size() < c.bits.size()) a.push_back(std::to_string(cell.bits) + "-bit");
-    std::vector<std::string> fa = a;
-    fa.insert(fa.begin(), "attack");
-    attack += copy_figure(c, cell.steps[1].dir + "/curve.svg", file_safe(named(fa, "-")) + ".svg", "attack: " + named(a, ", "), written);
+    attack += copy_figure(c, cell.steps[1].dir + "/curve.svg", file("attack", a), "attack: " + joined(a, ", "), written);
     if (base_name(cell.defense) == "efrap" && fs::exists(cell.summary)) {
       const std::vector<std::string> k = {ds, ms, cell.attack, std::to_string(cell.bits) + "-bit", cell.defense};
-      std::vector<std::string> fk = k;
-      fk.insert(fk.begin(), "flip-rate");
-      flips += copy_figure(c, cell.steps[2].dir + "/flip-rate.svg", file_safe(named(fk, "-")) + ".svg",
-                           "EFRAP's flip rate per layer: " + named(k, ", "), written);
+      flips += copy_figure(c, cell.steps[2].dir + "/flip-rate.svg", file("flip-rate", k),
+                           "EFRAP's flip rate per layer: " + joined(k, ", "), written);
     }
   }
   if (!clean.empty()) md << "\n## Training curves of the clean models\n" << clean;
