@@ -39,6 +39,14 @@ void apply_engine_options(const po::variables_map& vm) {
   set_layout_policy(l == "blocked" ? LayoutPolicy::Blocked : LayoutPolicy::Plain);
 }
 
+std::vector<std::string> forwarded_engine_args(const po::variables_map& vm) {
+  std::vector<std::string> a;
+  if (vm.count("isa")) a.insert(a.end(), {"--isa", vm["isa"].as<std::string>()});
+  if (vm["backend"].as<std::string>() != "fast") a.insert(a.end(), {"--backend", vm["backend"].as<std::string>()});
+  if (vm["layout"].as<std::string>() != "blocked") a.insert(a.end(), {"--layout", vm["layout"].as<std::string>()});
+  return a;
+}
+
 }  // namespace dearest::cli
 
 namespace dearest::cli {

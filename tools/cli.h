@@ -23,6 +23,10 @@ const std::vector<Command>& commands();
 // --threads, --backend, --layout, --isa: applied before the subcommand runs.
 void add_engine_options(po::options_description& d);
 void apply_engine_options(const po::variables_map& vm);
+// The engine options given on this command line other than --threads, as arguments for the
+// commands a pipeline (demo, experiment) runs as child processes: an ISA cap or the reference
+// backend must reach the steps, which are other processes, or it has no effect on them.
+std::vector<std::string> forwarded_engine_args(const po::variables_map& vm);
 
 Command info_command();
 Command selfcheck_command();

@@ -62,6 +62,7 @@ int demo(const po::variables_map& vm) {
   }
   std::vector<std::string> engine;
   if (vm.count("threads")) engine = {"--threads", std::to_string(vm["threads"].as<int>())};
+  for (const auto& a : forwarded_engine_args(vm)) engine.push_back(a);
 
   std::vector<Step> steps;
   auto step = [&](const std::string& lbl, const std::string& dir, const std::string& done, std::vector<std::string> args) {

@@ -123,7 +123,7 @@ int experiment(const po::variables_map& vm) {
   DEAREST_CHECK(c.jobs >= 1, "--jobs: expected >= 1, got ", c.jobs);
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = vm.count("threads") ? vm["threads"].as<int>() : c.threads > 0 ? c.threads : std::max(1, cores / c.jobs);
-  const std::vector<Cell> cells = study_cells(c, threads);
+  const std::vector<Cell> cells = study_cells(c, threads, forwarded_engine_args(vm));
   const bool quiet = vm["quiet"].as<bool>();
   if (!vm["report"].as<bool>()) check_study_calibration(c);
   if (vm["dry-run"].as<bool>()) {

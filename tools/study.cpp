@@ -67,9 +67,10 @@ std::string Cell::label() const {
   return dataset + " " + model + " " + attack + " @" + std::to_string(bits) + " " + defense + " seed " + std::to_string(seed);
 }
 
-std::vector<Cell> study_cells(const StudyConfig& c, int threads) {
+std::vector<Cell> study_cells(const StudyConfig& c, int threads, const std::vector<std::string>& more_engine) {
   const std::string art = c.artifacts.empty() ? c.out + "/artifacts" : c.artifacts;
-  const std::vector<std::string> engine = {"--threads", std::to_string(threads)};
+  std::vector<std::string> engine = {"--threads", std::to_string(threads)};
+  engine.insert(engine.end(), more_engine.begin(), more_engine.end());
   auto with_engine = [&](std::vector<std::string> a) {
     a.insert(a.end(), engine.begin(), engine.end());
     return a;

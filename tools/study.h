@@ -56,7 +56,9 @@ struct Cell {
 };
 
 // The cells in matrix order, their steps' artifact folders under OUT/artifacts.
-std::vector<Cell> study_cells(const StudyConfig& c, int threads_per_command);
+// `engine` is appended to every command (after the cell's key is taken: it does not change results'
+// folders); --threads comes first.
+std::vector<Cell> study_cells(const StudyConfig& c, int threads_per_command, const std::vector<std::string>& engine = {});
 
 // The options of sections applied in order (a later one's value replaces an earlier one's), by name.
 std::vector<std::pair<std::string, ConfigEntry>> merged_options(const std::vector<const std::vector<ConfigEntry>*>& sections);

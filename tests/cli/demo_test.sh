@@ -7,7 +7,7 @@ bin=$1
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-args="--out $t/demo --data synthetic:400 --model resnet18:width=2 --epochs 1 --attack-epochs 1 --iterations 5"
+args="--threads 1 --isa avx2 --out $t/demo --data synthetic:400 --model resnet18:width=2 --epochs 1 --attack-epochs 1 --iterations 5"
 # shellcheck disable=SC2086
 "$bin" demo $args > "$t/run1.txt" 2> "$t/err1.txt" || fail "the demo failed: $(tail -5 "$t/err1.txt")"
 for row in "clean model, float" "clean model, 4-bit nearest" "backdoored, float" "backdoored, 4-bit nearest" "backdoored, 4-bit flipped" "backdoored, 4-bit efrap"; do
@@ -20,6 +20,8 @@ for f in README.md results.svg clean-training.svg attack.svg flip-rate.svg loss.
 done
 grep -qF "dearest defend efrap" "$t/demo/report/README.md" || fail "the report does not list the commands"
 grep -qF '"story_holds"' "$t/demo/demo.json" || fail "demo.json has no verdict"
+# engine options reach every step (each is a child process); the ISA cap is one a CI host has
+[ "$(grep -l -- "--threads 1 --isa avx2" "$t"/demo/*/command.txt | wc -l)" = 7 ] || fail "--threads/--isa not passed to every step: $(cat "$t"/demo/*/command.txt)"
 # shellcheck disable=SC2086
 "$bin" demo $args > "$t/run2.txt" 2> "$t/err2.txt" || fail "the rerun failed"
 [ "$(grep -c "done before, reused" "$t/err2.txt")" = 7 ] || fail "the rerun did not reuse all 7 steps: $(cat "$t/err2.txt")"
