@@ -207,7 +207,7 @@ Command explain_command() {
                 ("data", po::value<std::string>()->required(), "dataset spec (its test split is used)")
                 ("out", po::value<std::string>()->required(), "output folder: gradcam.png or tsne-K.svg, and a JSON summary")
                 ("layer", po::value<std::string>(), "gradcam: the layer (default: ResNet layer4, VGG the last feature ReLU)")
-                ("perplexity", po::value<double>()->default_value(30), "tsne: perplexity")
+                ("perplexity", po::value<double>()->default_value(30, "30"), "tsne: perplexity")
                 ("tsne-iterations", po::value<int>()->default_value(1000), "tsne: gradient steps");
             add_backdoor_options(d);
           },

@@ -215,7 +215,7 @@ Command quantize_command() {
                 ("placement", po::value<std::string>(), "activation quantizers: producer (MQBench) or consumer")
                 ("calib-size", po::value<int64_t>()->default_value(1024), "calibration images")
                 ("calib-batch", po::value<int64_t>()->default_value(32), "calibration batch size")
-                ("calib-pool", po::value<double>()->default_value(0.05), "draw them from this leading fraction of the split")
+                ("calib-pool", po::value<double>()->default_value(0.05, "0.05"), "draw them from this leading fraction of the split")
                 ("calib-augment", po::value<bool>()->default_value(true), "training augmentation on calibration images")
                 ("calib-split", po::value<std::string>(), "split to calibrate on (default: the training split)")
                 ("seed", po::value<uint64_t>()->default_value(1005), "calibration shuffle and augmentation seed")
