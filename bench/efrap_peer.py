@@ -8,7 +8,8 @@ model and its float targets, runs --sample iterations after a warm-up, and the p
 is extrapolated to --iterations the same way bench_efrap_speed does; then both are run in this
 session and the ratio printed.
 
-    python3 bench/efrap_peer.py --bench build/bench/bench_efrap_speed [--width 64] [--sample 30] [--threads 2] [--json]
+    python3 bench/efrap_peer.py --bench build/bench/bench_efrap_speed [--width 64] [--sample 30] [--threads 2]
+        [--conv direct,winograd] [--json]
 
 Scales and zero points come from min/max ranges here (the reference searches them by MSE): that
 changes no shape and no operation count, so not the time. Needs Debian's python3-torch (1.13);
@@ -85,6 +86,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench", help="bench_efrap_speed binary, run in the same session for the ratio")
     ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--conv", default="direct",
+                    help="dearest's convolution algorithms to time, comma-separated: direct, winograd")
     ap.add_argument("--sample", type=int, default=30)
     ap.add_argument("--iterations", type=int, default=10000)
     ap.add_argument("--threads", type=int, default=2)
@@ -240,19 +243,25 @@ def main():
             "sample_iterations": a.sample, "iterations": a.iterations, "extrapolated_seconds": total, "layers": results}
     out = {"peer": peer}
     if a.bench:
-        r = subprocess.run([a.bench, "--width", str(a.width), "--sample", str(a.sample), "--iterations",
-                            str(a.iterations), "--threads", str(a.threads), "--json"],
-                           check=True, capture_output=True, text=True)
-        ours = json.loads(r.stdout)
-        out["dearest"] = ours
-        out["ratio"] = total / ours["extrapolated_seconds"]
+        # dearest once per convolution algorithm asked for; "dearest" and "ratio" are the first's
+        out["by_conv"] = {}
+        for conv in a.conv.split(","):
+            r = subprocess.run([a.bench, "--width", str(a.width), "--sample", str(a.sample), "--iterations",
+                                str(a.iterations), "--threads", str(a.threads), "--conv", conv, "--json"],
+                               check=True, capture_output=True, text=True)
+            ours = json.loads(r.stdout)
+            out["by_conv"][conv] = {"dearest": ours, "ratio": total / ours["extrapolated_seconds"]}
+        first = out["by_conv"][a.conv.split(",")[0]]
+        out["dearest"] = first["dearest"]
+        out["ratio"] = first["ratio"]
     if a.json:
         print(json.dumps(out, indent=2))
     else:
         print(f"PyTorch {torch.__version__} peer: {total:.0f} s = {total / 3600:.2f} h extrapolated")
         if a.bench:
-            d = out["dearest"]["extrapolated_seconds"]
-            print(f"dearest: {d:.0f} s = {d / 3600:.2f} h; dearest is {out['ratio']:.1f}x faster")
+            for conv, v in out["by_conv"].items():
+                d = v["dearest"]["extrapolated_seconds"]
+                print(f"dearest ({conv} convolutions): {d:.0f} s = {d / 3600:.2f} h; dearest is {v['ratio']:.2f}x faster")
 
 
 if __name__ == "__main__":

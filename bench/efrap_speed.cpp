@@ -4,7 +4,7 @@
 // 10,000 iterations per layer, the same way bench/efrap_peer.py extrapolates the PyTorch peer.
 // The data are random images: the time does not depend on them.
 //
-//   bench_efrap_speed [--width 64] [--sample 40] [--iterations 10000] [--threads N] [--json]
+//   bench_efrap_speed [--width 64] [--sample 40] [--iterations 10000] [--threads N] [--conv direct|winograd] [--json]
 #include <omp.h>
 
 #include <cstdio>
@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   int64_t width = 64, sample = 40, iterations = 10000;
   int threads = 0;
   bool json = false;
+  std::string conv = "direct";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -39,12 +40,20 @@ int main(int argc, char** argv) {
     else if (a == "--sample") sample = std::stoll(next());
     else if (a == "--iterations") iterations = std::stoll(next());
     else if (a == "--threads") threads = std::stoi(next());
+    else if (a == "--conv") conv = next();
     else if (a == "--json") json = true;
     else {
-      std::fprintf(stderr, "usage: bench_efrap_speed [--width 64] [--sample 40] [--iterations 10000] [--threads N] [--json]\n");
+      std::fprintf(stderr,
+                   "usage: bench_efrap_speed [--width 64] [--sample 40] [--iterations 10000] [--threads N] "
+                   "[--conv direct|winograd] [--json]\n");
       return 2;
     }
   }
+  if (conv != "direct" && conv != "winograd") {
+    std::fprintf(stderr, "--conv: expected direct or winograd, got \"%s\"\n", conv.c_str());
+    return 2;
+  }
+  set_conv_algorithm(conv == "direct" ? ConvAlgorithm::Direct : ConvAlgorithm::Winograd);
   if (threads > 0) omp_set_num_threads(threads);
   const nn::ModelSpec spec = nn::ModelSpec::parse("resnet18:width=" + std::to_string(width));
   nn::set_init_seed(1);
@@ -93,8 +102,8 @@ int main(int argc, char** argv) {
     j.set("runtime", Json::parse(runtime_manifest_json()));
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    std::printf("total %.0f s = %.2f h for %ld iterations per layer (set-up %.0f s), %d threads\n", total, total / 3600,
-                long(iterations), setup, omp_get_max_threads());
+    std::printf("total %.0f s = %.2f h for %ld iterations per layer (set-up %.0f s), %d threads, %s convolutions\n",
+                total, total / 3600, long(iterations), setup, omp_get_max_threads(), conv.c_str());
   }
   return 0;
 }

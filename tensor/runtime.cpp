@@ -13,12 +13,15 @@ namespace dearest {
 namespace {
 Backend g_backend = Backend::Fast;
 LayoutPolicy g_layout = LayoutPolicy::Blocked;
+ConvAlgorithm g_conv = ConvAlgorithm::Direct;
 }  // namespace
 
 Backend backend() { return g_backend; }
 void set_backend(Backend b) { g_backend = b; }
 LayoutPolicy layout_policy() { return g_layout; }
 void set_layout_policy(LayoutPolicy p) { g_layout = p; }
+ConvAlgorithm conv_algorithm() { return g_conv; }
+void set_conv_algorithm(ConvAlgorithm a) { g_conv = a; }
 
 void set_num_threads(int n) {
   DEAREST_CHECK(n >= 1, "set_num_threads: need at least 1 thread, got ", n);
@@ -32,7 +35,8 @@ std::string runtime_manifest_json() {
      << "\", \"onednn_isa\": \"" << dnnl_isa_string() << "\", \"openblas\": \"" << blas_config_string()
      << "\", \"openblas_threading\": \"" << blas_parallel_string() << "\", \"threads\": " << num_threads()
      << ", \"backend\": \"" << (backend() == Backend::Fast ? "fast" : "reference") << "\", \"layout_policy\": \""
-     << (layout_policy() == LayoutPolicy::Blocked ? "blocked" : "plain") << "\", \"compiler\": \"" << __VERSION__
+     << (layout_policy() == LayoutPolicy::Blocked ? "blocked" : "plain") << "\", \"conv_algorithm\": \""
+     << (conv_algorithm() == ConvAlgorithm::Direct ? "direct" : "winograd") << "\", \"compiler\": \"" << __VERSION__
      << "\", \"march\": \"" << DEAREST_ARCH_STRING << "\"}";
   return os.str();
 }

@@ -24,6 +24,9 @@ void add_engine_options(po::options_description& d) {
        "fast (oneDNN/OpenBLAS) or reference (plain loops, for auditing)")
       ("layout", po::value<std::string>()->default_value("blocked"),
        "blocked (oneDNN layouts between oneDNN ops) or plain (NCHW after every op)")
+      ("conv", po::value<std::string>()->default_value("direct"),
+       "convolution algorithm: direct, or winograd (oneDNN's F(4x4,3x3) on AVX-512 hosts for 3x3 stride-1 layers, "
+       "direct elsewhere; faster, with float32 rounding of its own)")
       ("isa", po::value<std::string>(), "cap oneDNN's ISA: avx2, avx512_core, ... (for cross-host reproducibility)")
       ("config", po::value<std::string>(), "read options from an INI file (key = value); the command line wins");
 }
@@ -37,6 +40,9 @@ void apply_engine_options(const po::variables_map& vm) {
   const std::string l = vm["layout"].as<std::string>();
   DEAREST_CHECK(l == "blocked" || l == "plain", "--layout: expected blocked or plain, got \"", l, "\"");
   set_layout_policy(l == "blocked" ? LayoutPolicy::Blocked : LayoutPolicy::Plain);
+  const std::string c = vm["conv"].as<std::string>();
+  DEAREST_CHECK(c == "direct" || c == "winograd", "--conv: expected direct or winograd, got \"", c, "\"");
+  set_conv_algorithm(c == "direct" ? ConvAlgorithm::Direct : ConvAlgorithm::Winograd);
 }
 
 std::vector<std::string> forwarded_engine_args(const po::variables_map& vm) {
@@ -44,6 +50,7 @@ std::vector<std::string> forwarded_engine_args(const po::variables_map& vm) {
   if (vm.count("isa")) a.insert(a.end(), {"--isa", vm["isa"].as<std::string>()});
   if (vm["backend"].as<std::string>() != "fast") a.insert(a.end(), {"--backend", vm["backend"].as<std::string>()});
   if (vm["layout"].as<std::string>() != "blocked") a.insert(a.end(), {"--layout", vm["layout"].as<std::string>()});
+  if (vm["conv"].as<std::string>() != "direct") a.insert(a.end(), {"--conv", vm["conv"].as<std::string>()});
   return a;
 }
 

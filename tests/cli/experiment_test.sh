@@ -67,10 +67,10 @@ n1=$(echo "$finished" | wc -l)
 total=$("$bin" experiment "$smoke" --out "$out" --dry-run | grep -c "^  dearest defend")
 # engine options reach every command the study runs (they are other processes), and leave the
 # cells' folders, which are keyed without them, where they were
-"$bin" experiment "$smoke" --out "$out" --dry-run --isa avx2 --layout plain > "$t/isa.txt" 2>&1 || fail "--isa: $(cat "$t/isa.txt")"
-[ "$(grep -c "^  dearest " "$t/isa.txt")" = "$(grep -c -- "--threads [0-9]* --isa avx2 --layout plain" "$t/isa.txt")" ] || fail "--isa/--layout not on every step: $(cat "$t/isa.txt")"
+"$bin" experiment "$smoke" --out "$out" --dry-run --isa avx2 --layout plain --conv winograd > "$t/isa.txt" 2>&1 || fail "--isa: $(cat "$t/isa.txt")"
+[ "$(grep -c "^  dearest " "$t/isa.txt")" = "$(grep -c -- "--threads [0-9]* --isa avx2 --layout plain --conv winograd" "$t/isa.txt")" ] || fail "--isa/--layout/--conv not on every step: $(cat "$t/isa.txt")"
 "$bin" experiment "$smoke" --out "$out" --dry-run | sed 's/ --threads [0-9]*//' > "$t/plain.txt"
-sed 's/ --threads [0-9]* --isa avx2 --layout plain//' "$t/isa.txt" | cmp -s - "$t/plain.txt" || fail "--isa moved the cells' folders"
+sed 's/ --threads [0-9]* --isa avx2 --layout plain --conv winograd//' "$t/isa.txt" | cmp -s - "$t/plain.txt" || fail "--isa moved the cells' folders"
 [ "$n1" -lt "$total" ] || fail "the run was not killed halfway ($n1 of $total cells done)"
 for f in $finished; do touch -r "$f" "$f.before"; done
 "$bin" experiment "$smoke" --out "$out" --report > "$t/partial.md" 2>&1 || fail "--report failed: $(cat "$t/partial.md")"

@@ -1,5 +1,6 @@
 #include "tensor/ops/conv.h"
 
+#include "tensor/kernels/dnnl/dnnl_info.h"
 #include "tensor/runtime.h"
 #include "tests/test_util.h"
 
@@ -60,8 +61,12 @@ TEST(Conv2d, FastMatchesReferenceOnRandomShapes) {
       EXPECT_LT(test::rel_err(fast.y.plain(), ref.y), 2e-6) << what;
       EXPECT_LT(test::rel_err(fast.gx.plain(), ref.gx), 2e-6) << what;
       EXPECT_LT(test::rel_err(fast.gw, ref.gw), 2e-6) << what;
-      if (c.bias) EXPECT_LT(test::rel_err(fast.gb, ref.gb), 2e-6) << what;
-      if (policy == LayoutPolicy::Plain) EXPECT_FALSE(fast.y.is_blocked());
+      if (c.bias) {
+        EXPECT_LT(test::rel_err(fast.gb, ref.gb), 2e-6) << what;
+      }
+      if (policy == LayoutPolicy::Plain) {
+        EXPECT_FALSE(fast.y.is_blocked());
+      }
     }
   }
 }
@@ -96,8 +101,53 @@ TEST(Conv2d, FastMatchesReferenceOnRandomGeometries) {
     EXPECT_LT(test::rel_err(fast.y.plain(), ref.y), 2e-6) << what;
     EXPECT_LT(test::rel_err(fast.gx.plain(), ref.gx), 2e-6) << what;
     EXPECT_LT(test::rel_err(fast.gw, ref.gw), 2e-6) << what;
-    if (c_.bias) EXPECT_LT(test::rel_err(fast.gb, ref.gb), 2e-6) << what;
+    if (c_.bias) {
+      EXPECT_LT(test::rel_err(fast.gb, ref.gb), 2e-6) << what;
+    }
     ++tested;
+  }
+}
+
+// --conv winograd: on the 3x3 stride-1 layers of ResNet and VGG oneDNN runs its Winograd kernels
+// (on AVX-512 hosts) and the three passes still agree with the float64 reference within float32
+// noise; a geometry Winograd cannot take (stride 2, 1x1) runs the direct
+// algorithm with the same answer as under --conv direct.
+TEST(Conv2d, WinogradMatchesReferenceAndFallsBackToDirect) {
+  ConvAlgorithmScope wino(ConvAlgorithm::Winograd);
+  const std::vector<ConvCase> wcases = {
+      {{2, 16, 12, 12}, {32, 16, 3, 3}, test::conv_params(1, 1), false},  // a ResNet body layer, small
+      {{3, 32, 8, 8}, {16, 32, 3, 3}, test::conv_params(1, 1), true},
+      {{2, 16, 12, 12}, {32, 16, 3, 3}, test::conv_params(2, 1), false},  // stride 2: direct
+      {{2, 16, 9, 9}, {32, 16, 1, 1}, test::conv_params(2, 0), false},    // 1x1 shortcut: direct
+      {{1, 3, 9, 7}, {8, 3, 3, 3}, test::conv_params(1, 1), true},        // a stem: 3 channels, odd sizes
+  };
+  for (const ConvCase& c : wcases) {
+    Grads w = run(c, DType::F32);
+    Grads ref;
+    {
+      BackendScope s(Backend::Reference);
+      ref = run(c, DType::F64);
+    }
+    std::string what = shape_str(c.x) + " * " + shape_str(c.w) + " " + c.p.str();
+    EXPECT_LT(test::rel_err(w.y.plain(), ref.y), 2e-5) << what;
+    EXPECT_LT(test::rel_err(w.gx.plain(), ref.gx), 2e-5) << what;
+    EXPECT_LT(test::rel_err(w.gw, ref.gw), 2e-5) << what;
+    if (c.bias) {
+      EXPECT_LT(test::rel_err(w.gb, ref.gb), 2e-5) << what;
+    }
+  }
+  int wino_kernels = 0, direct_wino_keys = 0;
+  for (const std::string& impl : kernel_implementations()) {
+    if (impl.find(" wino:") == std::string::npos) continue;  // the keys of convs created under Winograd
+    if (impl.find("wino_") != std::string::npos) ++wino_kernels;
+    else ++direct_wino_keys;
+  }
+  EXPECT_GT(direct_wino_keys, 0) << "stride-2 and 1x1 convs fall back to direct";
+  const std::string isa = dnnl_isa_string();
+  if (isa.find("avx512") != std::string::npos) {
+    EXPECT_GE(wino_kernels, 2) << "oneDNN has Winograd kernels on AVX-512 for the 3x3 stride-1 layers";
+  } else {
+    std::printf("no AVX-512 on this host: every conv ran direct under --conv winograd (%d fallbacks)\n", direct_wino_keys);
   }
 }
 

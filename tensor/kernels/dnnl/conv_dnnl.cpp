@@ -1,5 +1,6 @@
 #include "tensor/kernels/dnnl/conv_dnnl.h"
 
+#include <functional>
 #include <optional>
 
 #include "tensor/kernels/dnnl/dnnl_context.h"
@@ -14,7 +15,10 @@ struct ConvKey {
   Shape x, w;
   bool bias;
   Conv2dParams p;
-  std::string str() const { return shape_str(x) + shape_str(w) + (bias ? "+b " : " ") + p.str(); }
+  ConvAlgorithm wanted = conv_algorithm();
+  std::string str() const {
+    return shape_str(x) + shape_str(w) + (bias ? "+b " : " ") + p.str() + (wanted == ConvAlgorithm::Winograd ? " wino" : "");
+  }
   Shape y() const {
     return {x[0], w[0], conv_out_size(x[2], w[2], p.stride_h, p.pad_h, p.dil_h),
             conv_out_size(x[3], w[3], p.stride_w, p.pad_w, p.dil_w)};
@@ -24,6 +28,7 @@ struct ConvKey {
 };
 
 struct ConvEntry {
+  dnnl::algorithm alg;  // what the forward got; the backward passes follow it
   dnnl::convolution_forward::primitive_desc fwd_pd;
   dnnl::convolution_forward fwd;
   std::optional<dnnl::convolution_backward_data::primitive_desc> bwd_d_pd;
@@ -41,15 +46,33 @@ memory::dims strides_of(const Conv2dParams& p) { return {p.stride_h, p.stride_w}
 memory::dims dilates_of(const Conv2dParams& p) { return {p.dil_h - 1, p.dil_w - 1}; }  // oneDNN: 0 = dense
 memory::dims pads_of(const Conv2dParams& p) { return {p.pad_h, p.pad_w}; }
 
+// Builds a primitive descriptor with Winograd when `alg` asks for it and oneDNN has a Winograd
+// kernel for the geometry, with the direct algorithm otherwise.
+template <typename PD> PD with_algorithm(dnnl::algorithm& alg, const std::function<PD(dnnl::algorithm)>& make) {
+  if (alg == dnnl::algorithm::convolution_winograd) {
+    try {
+      return make(alg);
+    } catch (const dnnl::error& e) {
+      if (e.status != dnnl_unimplemented) throw;
+      alg = dnnl::algorithm::convolution_direct;
+    }
+  }
+  return make(alg);
+}
+
 ConvEntry& entry(const ConvKey& k) {
   static PrimitiveCache<ConvEntry> cache;
   return cache.get(k.str(), [&] {
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                      any_desc(k.x), any_desc(k.w_dnnl()), bias_desc(k), any_desc(k.y()),
-                                      strides_of(k.p), dilates_of(k.p), pads_of(k.p), pads_of(k.p));
-    dnnl::convolution_forward::primitive_desc pd(d, default_attr(), engine());
+    dnnl::algorithm alg = k.wanted == ConvAlgorithm::Winograd ? dnnl::algorithm::convolution_winograd
+                                                              : dnnl::algorithm::convolution_direct;
+    auto pd = with_algorithm<dnnl::convolution_forward::primitive_desc>(alg, [&](dnnl::algorithm a) {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, a, any_desc(k.x), any_desc(k.w_dnnl()),
+                                        bias_desc(k), any_desc(k.y()), strides_of(k.p), dilates_of(k.p), pads_of(k.p),
+                                        pads_of(k.p));
+      return dnnl::convolution_forward::primitive_desc(d, default_attr(), engine());
+    });
     note_impl("conv fwd " + k.str(), pd.impl_info_str());
-    return ConvEntry{pd, dnnl::convolution_forward(pd), {}, {}, {}, {}, plain_desc(k.w_dnnl(), DType::F32)};
+    return ConvEntry{alg, pd, dnnl::convolution_forward(pd), {}, {}, {}, {}, plain_desc(k.w_dnnl(), DType::F32)};
   });
 }
 
@@ -87,9 +110,12 @@ Tensor conv2d_backward_data(const Tensor& gy_in, const Tensor& w, const Shape& x
   ConvKey k{x_shape, w.shape(), with_bias, p};
   ConvEntry& e = entry(k);
   if (!e.bwd_d_pd) {
-    dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, any_desc(k.x), any_desc(k.w_dnnl()),
-                                            any_desc(k.y()), strides_of(p), dilates_of(p), pads_of(p), pads_of(p));
-    e.bwd_d_pd.emplace(d, default_attr(), engine(), e.fwd_pd);
+    dnnl::algorithm alg = e.alg;
+    e.bwd_d_pd.emplace(with_algorithm<dnnl::convolution_backward_data::primitive_desc>(alg, [&](dnnl::algorithm a) {
+      dnnl::convolution_backward_data::desc d(a, any_desc(k.x), any_desc(k.w_dnnl()), any_desc(k.y()), strides_of(p),
+                                              dilates_of(p), pads_of(p), pads_of(p));
+      return dnnl::convolution_backward_data::primitive_desc(d, default_attr(), engine(), e.fwd_pd);
+    }));
     e.bwd_d.emplace(*e.bwd_d_pd);
     note_impl("conv bwd_data " + k.str(), e.bwd_d_pd->impl_info_str());
   }
@@ -111,10 +137,12 @@ void conv2d_backward_weights(const Tensor& gy_in, const Tensor& x_in, const Shap
   ConvKey k{x_in.shape(), w_shape, with_bias, p};
   ConvEntry& e = entry(k);
   if (!e.bwd_w_pd) {
-    dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, any_desc(k.x),
-                                               any_desc(k.w_dnnl()), bias_desc(k), any_desc(k.y()), strides_of(p),
-                                               dilates_of(p), pads_of(p), pads_of(p));
-    e.bwd_w_pd.emplace(d, default_attr(), engine(), e.fwd_pd);
+    dnnl::algorithm alg = e.alg;
+    e.bwd_w_pd.emplace(with_algorithm<dnnl::convolution_backward_weights::primitive_desc>(alg, [&](dnnl::algorithm a) {
+      dnnl::convolution_backward_weights::desc d(a, any_desc(k.x), any_desc(k.w_dnnl()), bias_desc(k), any_desc(k.y()),
+                                                 strides_of(p), dilates_of(p), pads_of(p), pads_of(p));
+      return dnnl::convolution_backward_weights::primitive_desc(d, default_attr(), engine(), e.fwd_pd);
+    }));
     e.bwd_w.emplace(*e.bwd_w_pd);
     note_impl("conv bwd_weights " + k.str(), e.bwd_w_pd->impl_info_str());
   }
