@@ -100,7 +100,7 @@ std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_
     Tensor V = initial_rounding_variables(p);
     RoundingAdam adam;
     adam.lr = o.lr;
-    Tensor grad_w;
+    Tensor grad_w, w_tilde, h;
     Rng rng(o.seed, li);
     CurveTracker curve{o, rep.curve};
     auto on_window = [&](const CurvePoint& cp) {
@@ -109,8 +109,9 @@ std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_
     int64_t it = 0;
     while (it < o.iterations) {
       const size_t b = size_t(rng.next_int(0, int64_t(xq.size())));
-      const double la = obj->value_and_grad(soft_rounded_weight_raw(V, p), b, grad_w);
-      const RegularizerParts parts = rounding_adam_step(V, grad_w, p, o.lambda_a, o.lambda_f, o.lambda_p, adam);
+      soft_rounded_weight_into(V, p, w_tilde, h);
+      const double la = obj->value_and_grad(w_tilde, b, grad_w);
+      const RegularizerParts parts = rounding_adam_step(V, grad_w, p, o.lambda_a, o.lambda_f, o.lambda_p, adam, &h);
       ++it;
       if (curve.add(it, la, parts, on_window)) break;
     }

@@ -15,6 +15,20 @@ constexpr float kBceEps = 1e-8f;  // the reference's BCE guard
 
 float sigmoidf(float v) { return 1.0f / (1.0f + std::exp(-v)); }
 
+// BCE(h, t) and dBCE/dh for a flip target t of 0 or 1 (rounding_problem makes no other): one log
+// and one division where the general formula has two of each. For t in {0, 1} the term the
+// general formula multiplies by zero adds an exact zero, so these are its bits.
+float bce_of(float h, float t) {
+  if (t == 1.0f) return -std::log(h + kBceEps);
+  if (t == 0.0f) return -std::log(1.0f - h + kBceEps);
+  return -t * std::log(h + kBceEps) - (1.0f - t) * std::log(1.0f - h + kBceEps);
+}
+float dbce_of(float h, float t) {
+  if (t == 1.0f) return -1.0f / (h + kBceEps);
+  if (t == 0.0f) return 1.0f / (1.0f - h + kBceEps);
+  return -t / (h + kBceEps) + (1.0f - t) / (1.0f - h + kBceEps);
+}
+
 // Elements per output channel of a weight with the channel on axis 0.
 int64_t per_channel(const Tensor& w, int64_t channels) { return channels == 1 ? w.numel() : w.numel() / channels; }
 
@@ -144,14 +158,13 @@ Tensor rounding_regularizer(const Tensor& V_in, const RoundingProblem& p, double
 #pragma omp parallel for schedule(static) reduction(+ : flip, round) if (n > 65536)
   for (int64_t k = 0; k < n; ++k) {
     const float h = sigmoidf(v[k]);
-    const float bce = -t[k] * std::log(h + kBceEps) - (1.0f - t[k]) * std::log(1.0f - h + kBceEps);
+    const float bce = bce_of(h, t[k]);
     const float m = 2.0f * h - 1.0f;
     flip += double(e[k] * bce);
     round += double(1.0f - m * m);
     if (gd) {
       const float dh = h * (1.0f - h);
-      const float dbce = -t[k] / (h + kBceEps) + (1.0f - t[k]) / (1.0f - h + kBceEps);
-      gd[k] = (b * e[k] * dbce - l * 4.0f * m) * dh;
+      gd[k] = (b * e[k] * dbce_of(h, t[k]) - l * 4.0f * m) * dh;
     }
   }
   flip *= beta;
@@ -173,8 +186,31 @@ Tensor soft_rounded_weight_raw(const Tensor& V_in, const RoundingProblem& p) {
   return soft_rounded_weight(V_in.detach(), p);
 }
 
+void soft_rounded_weight_into(const Tensor& V, const RoundingProblem& p, Tensor& w_tilde, Tensor& h_out) {
+  DEAREST_CHECK(V.is_contiguous() && !V.is_blocked() && V.shape() == p.floor_u.shape(), "efrap: rounding variables ",
+                V.describe(), " for a weight ", p.floor_u.describe());
+  if (!w_tilde.defined() || w_tilde.shape() != V.shape()) w_tilde = Tensor::empty(V.shape());
+  if (!h_out.defined() || h_out.shape() != V.shape()) h_out = Tensor::empty(V.shape());
+  const int64_t n = V.numel(), C = p.channels(), per = per_channel(V, C);
+  const float *v = V.data<float>(), *fl = p.floor_u.data<float>(), *s = p.scale.data<float>(), *z = p.zero.data<float>();
+  float *o = w_tilde.data<float>(), *hd = h_out.data<float>();
+  const float lo = float(p.qmin), hi = float(p.qmax);
+  const bool mul = p.multiplicative;
+  // As soft_rounded_weight, element for element; parallel over elements, since a per-tensor
+  // scheme has one channel.
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t c = C == 1 ? 0 : k / per;
+    const float h = sigmoidf(v[k]);
+    const float x = fl[k] + h + (mul ? 0.0f : z[c]);
+    const float q = x >= lo && x <= hi ? x : (x < lo ? lo : hi);
+    o[k] = mul ? (q + z[c]) / s[c] : (q - z[c]) * s[c];
+    hd[k] = h;
+  }
+}
+
 RegularizerParts rounding_adam_step(Tensor& V, const Tensor& grad_w, const RoundingProblem& p, double lambda_a,
-                                    double beta, double lambda, RoundingAdam& adam) {
+                                    double beta, double lambda, RoundingAdam& adam, const Tensor* h_given) {
   DEAREST_CHECK(V.is_contiguous() && !V.is_blocked() && V.shape() == p.floor_u.shape(), "efrap: rounding variables ",
                 V.describe(), " for a weight ", p.floor_u.describe());
   const Tensor g = grad_w.plain().contiguous();
@@ -194,21 +230,22 @@ RegularizerParts rounding_adam_step(Tensor& V, const Tensor& grad_w, const Round
   const float *tg = p.target.data<float>(), *e = p.error.data<float>();
   const float la = float(lambda_a), bf = float(beta), lp = float(lambda);
   const float lo = float(p.qmin), hi = float(p.qmax);
+  DEAREST_CHECK(!h_given || (h_given->shape() == V.shape() && h_given->is_contiguous()),
+                "efrap: sigmoid(V) of the wrong shape for rounding variables ", V.describe());
+  const float* hd = h_given ? h_given->data<float>() : nullptr;
   double flip = 0, round = 0;
 #pragma omp parallel for schedule(static) reduction(+ : flip, round) if (n > 65536)
   for (int64_t c = 0; c < C; ++c) {
     const float zadd = p.multiplicative ? 0.0f : z[c];
     for (int64_t k = c * per; k < (c + 1) * per; ++k) {
-      const float h = sigmoidf(v[k]);
+      const float h = hd ? hd[k] : sigmoidf(v[k]);
       const float dh = h * (1.0f - h);
       const float x = fl[k] + h + zadd;
       const float slope = (x >= lo && x <= hi) ? (p.multiplicative ? dh / s[c] : s[c] * dh) : 0.0f;
-      const float bce = -tg[k] * std::log(h + kBceEps) - (1.0f - tg[k]) * std::log(1.0f - h + kBceEps);
       const float mm = 2.0f * h - 1.0f;
-      flip += double(e[k] * bce);
+      flip += double(e[k] * bce_of(h, tg[k]));
       round += double(1.0f - mm * mm);
-      const float dbce = -tg[k] / (h + kBceEps) + (1.0f - tg[k]) / (1.0f - h + kBceEps);
-      const float gi = la * gw[k] * slope + (bf * e[k] * dbce - lp * 4.0f * mm) * dh;
+      const float gi = la * gw[k] * slope + (bf * e[k] * dbce_of(h, tg[k]) - lp * 4.0f * mm) * dh;
       m[k] = m[k] * b1 + a1 * gi;
       sq[k] = sq[k] * b2 + a2 * (gi * gi);
       const float denom = std::sqrt(sq[k]) / bc2s + eps;

@@ -56,6 +56,9 @@ Tensor rounding_regularizer(const Tensor& V, const RoundingProblem& p, double be
 
 // The soft-rounded weight without a graph (the hot loop's forward).
 Tensor soft_rounded_weight_raw(const Tensor& V, const RoundingProblem& p);
+// The same into reused buffers: W̃ into `w_tilde` and h = sigmoid(V) into `h` (allocated on first
+// use), so that rounding_adam_step takes h instead of computing it again. Same bits as above.
+void soft_rounded_weight_into(const Tensor& V, const RoundingProblem& p, Tensor& w_tilde, Tensor& h);
 
 // Adam on V (torch defaults but the learning rate), state kept between steps.
 struct RoundingAdam {
@@ -66,8 +69,9 @@ struct RoundingAdam {
 // One EFRAP step on V, fused: the gradient of lambda_a L_A + L_F + L_P, with `grad_w` = dL_A/dW̃
 // taken through dW̃/dV (as soft_rounded_weight's backward) plus rounding_regularizer's gradient,
 // then nn::Adam's update, in one pass. Returns L_F and L_P at V before the step.
+// `h`, when given, is sigmoid(V) as soft_rounded_weight_into left it (V unchanged since).
 RegularizerParts rounding_adam_step(Tensor& V, const Tensor& grad_w, const RoundingProblem& p, double lambda_a,
-                                    double beta, double lambda, RoundingAdam& adam);
+                                    double beta, double lambda, RoundingAdam& adam, const Tensor* h = nullptr);
 
 // The hard decision: 1 (round up) where V >= 0, as u8, W's shape.
 Tensor hard_rounding(const Tensor& V);
