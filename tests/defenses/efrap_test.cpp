@@ -188,6 +188,37 @@ TEST(EfrapUnits, ResNetAndVggUnitsAreTheReferenceSubgraphs) {
   EXPECT_TRUE(test::bitwise_equal(y.contiguous(), next[0]));
 }
 
+// The hot loop's buffers: soft_rounded_weight_into gives soft_rounded_weight_raw's bits, and the
+// Adam step fed its sigmoid(V) steps exactly as the one that computes sigmoid(V) itself, with the
+// same L_F and L_P; per-tensor (one channel, parallel over elements) and per-channel alike.
+TEST(EfrapRounding, TheBufferedStepGivesTheSameBits) {
+  Small s;
+  for (const bool per_tensor : {false, true}) {
+    quant::QuantScheme scheme = s.scheme;
+    quant::QParams qp = s.qp;
+    if (per_tensor) {
+      scheme.per_channel = false;
+      qp.scale = Tensor::full({1}, 0.05f);
+      qp.zero_point = Tensor::zeros({1}, qp.zero_point.dtype());
+    }
+    RoundingProblem p = rounding_problem(s.W, scheme, qp, ErrorWeighting::Element);
+    Tensor V1 = initial_rounding_variables(p), V2 = V1.clone();
+    RoundingAdam a1, a2;
+    Tensor wt, h;
+    const Tensor target = test::randn(s.W.shape(), 13);
+    for (int step = 0; step < 4; ++step) {
+      const Tensor w1 = soft_rounded_weight_raw(V1, p);
+      soft_rounded_weight_into(V2, p, wt, h);
+      ASSERT_TRUE(test::bitwise_equal(w1.contiguous(), wt)) << "step " << step << (per_tensor ? " per-tensor" : "");
+      const RegularizerParts r1 = rounding_adam_step(V1, mul(sub(w1, target), 2.0), p, 0.7, 1.0, 0.01, a1);
+      const RegularizerParts r2 = rounding_adam_step(V2, mul(sub(wt, target), 2.0), p, 0.7, 1.0, 0.01, a2, &h);
+      EXPECT_TRUE(test::bitwise_equal(V1, V2)) << "step " << step;
+      EXPECT_EQ(r1.flip, r2.flip);
+      EXPECT_EQ(r1.round, r2.round);
+    }
+  }
+}
+
 TEST(EfrapRounding, TheFusedStepIsTheGraphGradientThenAdam) {
   Small s;
   RoundingProblem p = rounding_problem(s.W, s.scheme, s.qp, ErrorWeighting::Element);
