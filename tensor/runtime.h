@@ -13,7 +13,8 @@ enum class Backend { Fast, Reference };
 enum class LayoutPolicy { Blocked, Plain };
 // Direct: every convolution runs oneDNN's direct algorithm (the default; the sums the engine's
 // tests and fixtures pin). Winograd: oneDNN's F(4x4, 3x3) Winograd kernels wherever it has one
-// (AVX-512, 3x3, stride 1, no dilation or groups), direct elsewhere. The same convolution with
+// (AVX-512, 3x3, stride 1, no dilation or groups) and the layer has 16 input channels or more,
+// direct elsewhere. The same convolution with
 // fewer multiplications, 1.4-2x faster on 3x3 layers; its rounding differs from direct's at the
 // level of float32 noise, so runs are reproducible only at a fixed setting.
 enum class ConvAlgorithm { Direct, Winograd };

@@ -63,8 +63,10 @@ template <typename PD> PD with_algorithm(dnnl::algorithm& alg, const std::functi
 ConvEntry& entry(const ConvKey& k) {
   static PrimitiveCache<ConvEntry> cache;
   return cache.get(k.str(), [&] {
-    dnnl::algorithm alg = k.wanted == ConvAlgorithm::Winograd ? dnnl::algorithm::convolution_winograd
-                                                              : dnnl::algorithm::convolution_direct;
+    // A stem with 3 input channels ran slower under Winograd than direct (EFRAP's conv1 unit:
+    // 13.8 against 9.5 ms, docs/defenses.md), so Winograd is asked for from 16 input channels on.
+    const bool wino = k.wanted == ConvAlgorithm::Winograd && k.x[1] / k.p.groups >= 16;
+    dnnl::algorithm alg = wino ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct;
     auto pd = with_algorithm<dnnl::convolution_forward::primitive_desc>(alg, [&](dnnl::algorithm a) {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, a, any_desc(k.x), any_desc(k.w_dnnl()),
                                         bias_desc(k), any_desc(k.y()), strides_of(k.p), dilates_of(k.p), pads_of(k.p),
