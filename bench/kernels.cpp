@@ -2,7 +2,7 @@
 // backward-weights) at batch 128, next to the machine's measured SGEMM GFLOP/s; effective GB/s of
 // batch-norm, ReLU, pooling and the residual add, next to a plain streaming copy's.
 //
-//   bench_kernels [--batch 128] [--reps 5] [--threads N] [--json] [--width 64]
+//   bench_kernels [--batch 128] [--reps 5] [--threads N] [--json] [--width 64] [--conv direct|winograd]
 //
 // Every figure is the median of --reps timed runs after one warm-up run. Run it twice and compare:
 // the machine is shared and noisy.
@@ -82,8 +82,16 @@ int main(int argc, char** argv) {
     else if (a == "--width") width = std::stoll(next());
     else if (a == "--threads") set_num_threads(std::stoi(next()));
     else if (a == "--json") json = true;
-    else {
-      std::fprintf(stderr, "usage: bench_kernels [--batch N] [--reps N] [--width W] [--threads N] [--json]\n");
+    else if (a == "--conv") {
+      const std::string c = next();
+      if (c != "direct" && c != "winograd") {
+        std::fprintf(stderr, "bench_kernels: --conv: expected direct or winograd, got \"%s\"\n", c.c_str());
+        return 2;
+      }
+      set_conv_algorithm(c == "direct" ? ConvAlgorithm::Direct : ConvAlgorithm::Winograd);
+    } else {
+      std::fprintf(stderr,
+                   "usage: bench_kernels [--batch N] [--reps N] [--width W] [--threads N] [--conv direct|winograd] [--json]\n");
       return a == "--help" ? 0 : 2;
     }
   }
