@@ -1,5 +1,6 @@
 #include "defenses/efrap_rounding.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -14,6 +15,33 @@ namespace {
 constexpr float kBceEps = 1e-8f;  // the reference's BCE guard
 
 float sigmoidf(float v) { return 1.0f / (1.0f + std::exp(-v)); }
+
+// The hot loops run block by block: a block is one output channel's weights, or for a
+// per-tensor scheme (one channel) a run of kBlock weights, so that those also spread over the
+// threads. Block b covers [block_begin(b), block_begin(b + 1)) of channel block_channel(b).
+struct WeightBlocks {
+  static constexpr int64_t kBlock = 16384;
+  int64_t n, C, per, count;
+  WeightBlocks(int64_t n_, int64_t C_, int64_t per_)
+      : n(n_), C(C_), per(per_), count(C_ == 1 ? (n_ + kBlock - 1) / kBlock : C_) {}
+  int64_t begin(int64_t b) const { return std::min(n, b * (C == 1 ? kBlock : per)); }
+  int64_t end(int64_t b) const { return begin(b + 1); }
+  int64_t channel(int64_t b) const { return C == 1 ? 0 : b; }
+};
+
+// One weight's soft rounding from h = sigmoid(V): W̃ = s (clamp(floor_u + h + z) - z), or for a
+// multiplicative scheme (clamp(floor_u + h) + Z) / S; `inside`: the clamp let it through (bounds
+// included), where dW̃/dV is not zero.
+struct SoftRound {
+  float w;
+  bool inside;
+};
+SoftRound soft_round(float h, float floor_u, float s, float z, float lo, float hi, bool mul) {
+  const float x = floor_u + h + (mul ? 0.0f : z);
+  const bool inside = x >= lo && x <= hi;
+  const float q = inside ? x : (x < lo ? lo : hi);
+  return {mul ? (q + z) / s : (q - z) * s, inside};
+}
 
 // BCE(h, t) and dBCE/dh for a flip target t of 0 or 1 (rounding_problem makes no other): one log
 // and one division where the general formula has two of each. For t in {0, 1} the term the
@@ -124,14 +152,11 @@ Tensor soft_rounded_weight(const Tensor& V_in, const RoundingProblem& p) {
   const bool mul = p.multiplicative;
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t c = 0; c < C; ++c) {
-    const float zadd = mul ? 0.0f : z[c];
     for (int64_t k = c * per; k < (c + 1) * per; ++k) {
       const float h = sigmoidf(v[k]);
-      const float x = fl[k] + h + zadd;
-      const bool inside = x >= lo && x <= hi;
-      const float q = inside ? x : (x < lo ? lo : hi);
-      o[k] = mul ? (q + z[c]) / s[c] : (q - z[c]) * s[c];
-      d[k] = inside ? (mul ? h * (1.0f - h) / s[c] : s[c] * h * (1.0f - h)) : 0.0f;
+      const SoftRound r = soft_round(h, fl[k], s[c], z[c], lo, hi, mul);
+      o[k] = r.w;
+      d[k] = r.inside ? (mul ? h * (1.0f - h) / s[c] : s[c] * h * (1.0f - h)) : 0.0f;
     }
   }
   return record("efrap_soft_rounded_weight", out, {V_in}, [sl = SavedTensor(slope)](const Tensor& g) {
@@ -196,16 +221,15 @@ void soft_rounded_weight_into(const Tensor& V, const RoundingProblem& p, Tensor&
   float *o = w_tilde.data<float>(), *hd = h_out.data<float>();
   const float lo = float(p.qmin), hi = float(p.qmax);
   const bool mul = p.multiplicative;
-  // As soft_rounded_weight, element for element; parallel over elements, since a per-tensor
-  // scheme has one channel.
+  const WeightBlocks wb(n, C, per);
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t k = 0; k < n; ++k) {
-    const int64_t c = C == 1 ? 0 : k / per;
-    const float h = sigmoidf(v[k]);
-    const float x = fl[k] + h + (mul ? 0.0f : z[c]);
-    const float q = x >= lo && x <= hi ? x : (x < lo ? lo : hi);
-    o[k] = mul ? (q + z[c]) / s[c] : (q - z[c]) * s[c];
-    hd[k] = h;
+  for (int64_t b = 0; b < wb.count; ++b) {
+    const int64_t c = wb.channel(b);
+    for (int64_t k = wb.begin(b); k < wb.end(b); ++k) {
+      const float h = sigmoidf(v[k]);
+      o[k] = soft_round(h, fl[k], s[c], z[c], lo, hi, mul).w;
+      hd[k] = h;
+    }
   }
 }
 
@@ -234,14 +258,15 @@ RegularizerParts rounding_adam_step(Tensor& V, const Tensor& grad_w, const Round
                 "efrap: sigmoid(V) of the wrong shape for rounding variables ", V.describe());
   const float* hd = h_given ? h_given->data<float>() : nullptr;
   double flip = 0, round = 0;
+  const WeightBlocks wb(n, C, per);
 #pragma omp parallel for schedule(static) reduction(+ : flip, round) if (n > 65536)
-  for (int64_t c = 0; c < C; ++c) {
-    const float zadd = p.multiplicative ? 0.0f : z[c];
-    for (int64_t k = c * per; k < (c + 1) * per; ++k) {
+  for (int64_t b = 0; b < wb.count; ++b) {
+    const int64_t c = wb.channel(b);
+    for (int64_t k = wb.begin(b); k < wb.end(b); ++k) {
       const float h = hd ? hd[k] : sigmoidf(v[k]);
       const float dh = h * (1.0f - h);
-      const float x = fl[k] + h + zadd;
-      const float slope = (x >= lo && x <= hi) ? (p.multiplicative ? dh / s[c] : s[c] * dh) : 0.0f;
+      const bool inside = soft_round(h, fl[k], s[c], z[c], lo, hi, p.multiplicative).inside;
+      const float slope = inside ? (p.multiplicative ? dh / s[c] : s[c] * dh) : 0.0f;
       const float mm = 2.0f * h - 1.0f;
       flip += double(e[k] * bce_of(h, tg[k]));
       round += double(1.0f - mm * mm);
