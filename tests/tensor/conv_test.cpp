@@ -47,23 +47,30 @@ Grads run(const ConvCase& c, DType dt) {
   return r;
 }
 
+// Runs `c` with the fast kernels and with the float64 reference and checks the three passes (and
+// the bias gradient) within `tol` of each tensor's scale; returns the fast results.
+Grads expect_matches_reference(const ConvCase& c, double tol) {
+  Grads fast = run(c, DType::F32);
+  Grads ref;
+  {
+    BackendScope s(Backend::Reference);
+    ref = run(c, DType::F64);
+  }
+  const std::string what = shape_str(c.x) + " * " + shape_str(c.w) + " " + c.p.str();
+  EXPECT_LT(test::rel_err(fast.y.plain(), ref.y), tol) << what;
+  EXPECT_LT(test::rel_err(fast.gx.plain(), ref.gx), tol) << what;
+  EXPECT_LT(test::rel_err(fast.gw, ref.gw), tol) << what;
+  if (c.bias) {
+    EXPECT_LT(test::rel_err(fast.gb, ref.gb), tol) << what;
+  }
+  return fast;
+}
+
 TEST(Conv2d, FastMatchesReferenceOnRandomShapes) {
   for (LayoutPolicy policy : {LayoutPolicy::Blocked, LayoutPolicy::Plain}) {
     LayoutPolicyScope lp(policy);
     for (const ConvCase& c : cases()) {
-      Grads fast = run(c, DType::F32);
-      Grads ref;
-      {
-        BackendScope s(Backend::Reference);
-        ref = run(c, DType::F64);
-      }
-      std::string what = shape_str(c.x) + " * " + shape_str(c.w) + " " + c.p.str();
-      EXPECT_LT(test::rel_err(fast.y.plain(), ref.y), 2e-6) << what;
-      EXPECT_LT(test::rel_err(fast.gx.plain(), ref.gx), 2e-6) << what;
-      EXPECT_LT(test::rel_err(fast.gw, ref.gw), 2e-6) << what;
-      if (c.bias) {
-        EXPECT_LT(test::rel_err(fast.gb, ref.gb), 2e-6) << what;
-      }
+      const Grads fast = expect_matches_reference(c, 2e-6);
       if (policy == LayoutPolicy::Plain) {
         EXPECT_FALSE(fast.y.is_blocked());
       }
@@ -90,20 +97,7 @@ TEST(Conv2d, FastMatchesReferenceOnRandomGeometries) {
     p.groups = g;
     if (conv_out_size(h, kh, p.stride_h, p.pad_h, p.dil_h) < 1 || conv_out_size(w, kw, p.stride_w, p.pad_w, p.dil_w) < 1)
       continue;
-    ConvCase c_{{n, c, h, w}, {o, c / g, kh, kw}, p, r.next_int(0, 2) == 1};
-    Grads fast = run(c_, DType::F32);
-    Grads ref;
-    {
-      BackendScope s(Backend::Reference);
-      ref = run(c_, DType::F64);
-    }
-    std::string what = shape_str(c_.x) + " * " + shape_str(c_.w) + " " + p.str();
-    EXPECT_LT(test::rel_err(fast.y.plain(), ref.y), 2e-6) << what;
-    EXPECT_LT(test::rel_err(fast.gx.plain(), ref.gx), 2e-6) << what;
-    EXPECT_LT(test::rel_err(fast.gw, ref.gw), 2e-6) << what;
-    if (c_.bias) {
-      EXPECT_LT(test::rel_err(fast.gb, ref.gb), 2e-6) << what;
-    }
+    expect_matches_reference({{n, c, h, w}, {o, c / g, kh, kw}, p, r.next_int(0, 2) == 1}, 2e-6);
     ++tested;
   }
 }
@@ -121,21 +115,7 @@ TEST(Conv2d, WinogradMatchesReferenceAndFallsBackToDirect) {
       {{2, 16, 9, 9}, {32, 16, 1, 1}, test::conv_params(2, 0), false},    // 1x1 shortcut: direct
       {{1, 3, 9, 7}, {8, 3, 3, 3}, test::conv_params(1, 1), true},        // a stem (3 channels): direct
   };
-  for (const ConvCase& c : wcases) {
-    Grads w = run(c, DType::F32);
-    Grads ref;
-    {
-      BackendScope s(Backend::Reference);
-      ref = run(c, DType::F64);
-    }
-    std::string what = shape_str(c.x) + " * " + shape_str(c.w) + " " + c.p.str();
-    EXPECT_LT(test::rel_err(w.y.plain(), ref.y), 2e-5) << what;
-    EXPECT_LT(test::rel_err(w.gx.plain(), ref.gx), 2e-5) << what;
-    EXPECT_LT(test::rel_err(w.gw, ref.gw), 2e-5) << what;
-    if (c.bias) {
-      EXPECT_LT(test::rel_err(w.gb, ref.gb), 2e-5) << what;
-    }
-  }
+  for (const ConvCase& c : wcases) expect_matches_reference(c, 2e-5);
   int wino_kernels = 0, direct_wino_keys = 0;
   for (const std::string& impl : kernel_implementations()) {
     if (impl.find(" wino:") == std::string::npos) continue;  // the keys of convs created under Winograd
