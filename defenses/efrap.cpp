@@ -111,7 +111,8 @@ std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_
       const size_t b = size_t(rng.next_int(0, int64_t(xq.size())));
       soft_rounded_weight_into(V, p, w_tilde, h);
       const double la = obj->value_and_grad(w_tilde, b, grad_w);
-      const RegularizerParts parts = rounding_adam_step(V, grad_w, p, o.lambda_a, o.lambda_f, o.lambda_p, adam, &h);
+      const RegularizerParts parts = rounding_adam_step(V, grad_w, p, o.lambda_a, o.lambda_f, o.lambda_p, adam, &h,
+                                                        curve.ends_window(it + 1));
       ++it;
       if (curve.add(it, la, parts, on_window)) break;
     }

@@ -29,8 +29,9 @@ struct EfrapOptions {
   // layers of a ResNet block learn their rounding together against the block's output; the stem
   // and the head stay layer units; a model without residual blocks keeps layer units).
   bool block_wise = false;
-  // Early stop on a loss plateau: every `plateau_window` iterations the window's mean loss is
-  // compared with the previous window's; a relative drop below `plateau_tol` ends the layer.
+  // Early stop on a loss plateau: every `plateau_window` iterations the loss over the window (the
+  // mean of its curve points' lambda_a L_A + L_F + L_P) is compared with the previous window's; a
+  // relative drop below `plateau_tol` ends the layer.
   // 0 = off (the reference always runs every iteration).
   int64_t plateau_window = 0;
   double plateau_tol = 1e-3;
@@ -38,14 +39,14 @@ struct EfrapOptions {
   // How L_A and its gradient are computed (defenses/unit_objective.h): the same function either way.
   ObjectiveKind objective = ObjectiveKind::Auto;
   int64_t gram_budget_mb = 3072;  // memory the Gram matrices of one layer may take
-  int64_t curve_every = 100;  // the loss curve keeps the mean of every this many iterations
+  int64_t curve_every = 100;  // the loss curve's step: a point every this many iterations
   std::string describe() const;
   Json to_json() const;
 };
 
 struct CurvePoint {
   int64_t iteration = 0;  // the last iteration of the window
-  double act = 0, flip = 0, round = 0;  // window means of L_A (unweighted), L_F, L_P
+  double act = 0, flip = 0, round = 0;  // the window's mean of L_A (unweighted); L_F, L_P at its last iteration
 };
 
 struct EfrapLayerReport {

@@ -46,11 +46,9 @@ double mean_of(const std::vector<double>& v) {
 bool CurveTracker::add(int64_t it, double act, const RegularizerParts& parts,
                      const std::function<void(const CurvePoint&)>& on_window) {
   win.act += act;
-  win.flip += parts.flip;
-  win.round += parts.round;
   ++in_win;
-  if (in_win == o.curve_every || it == o.iterations) {
-    CurvePoint cp{it, win.act / double(in_win), win.flip / double(in_win), win.round / double(in_win)};
+  if (ends_window(it)) {
+    CurvePoint cp{it, win.act / double(in_win), parts.flip, parts.round};
     curve.push_back(cp);
     if (on_window) on_window(cp);
     win = CurvePoint{};

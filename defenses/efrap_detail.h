@@ -16,14 +16,19 @@ double seconds_since(std::chrono::steady_clock::time_point t);
 double flip_rate(const quant::QuantLayer& l, const quant::QParams& qp, const RoundingProblem& p, const Tensor& up);
 double mean_of(const std::vector<double>& v);
 
-// The loss curve (window means) and the plateau stop.
+// The loss curve and the plateau stop. A point holds the window's mean of L_A (it varies with
+// the batch drawn) and L_F, L_P at the window's last iteration (they depend on V alone, which moves
+// little in a window): the hot loop then computes their sums, a log per weight, once a window.
 struct CurveTracker {
   const EfrapOptions& o;
   std::vector<CurvePoint>& curve;
-  CurvePoint win;
+  CurvePoint win{};
   int64_t in_win = 0;
   double prev_window = -1;
-  // Adds an iteration's terms; returns whether the plateau stop fires after iteration `it`.
+  // Whether iteration `it` (1-based) ends a window, so that add() needs its L_F and L_P.
+  bool ends_window(int64_t it) const { return it % o.curve_every == 0 || it == o.iterations; }
+  // Adds an iteration's terms (`parts` is read only when `it` ends a window); returns whether the
+  // plateau stop fires after iteration `it`.
   bool add(int64_t it, double act, const RegularizerParts& parts, const std::function<void(const CurvePoint&)>& on_window);
 };
 

@@ -234,11 +234,14 @@ void soft_rounded_weight_into(const Tensor& V, const RoundingProblem& p, Tensor&
 }
 
 RegularizerParts rounding_adam_step(Tensor& V, const Tensor& grad_w, const RoundingProblem& p, double lambda_a,
-                                    double beta, double lambda, RoundingAdam& adam, const Tensor* h_given) {
+                                    double beta, double lambda, RoundingAdam& adam, const Tensor* h_given,
+                                    bool want_parts) {
   DEAREST_CHECK(V.is_contiguous() && !V.is_blocked() && V.shape() == p.floor_u.shape(), "efrap: rounding variables ",
                 V.describe(), " for a weight ", p.floor_u.describe());
   const Tensor g = grad_w.plain().contiguous();
   DEAREST_CHECK(g.shape() == V.shape(), "efrap: gradient ", g.describe(), " for rounding variables ", V.describe());
+  DEAREST_CHECK(!h_given || (h_given->shape() == V.shape() && h_given->is_contiguous()),
+                "efrap: sigmoid(V) of the wrong shape for rounding variables ", V.describe());
   if (!adam.m.defined()) {
     adam.m = Tensor::zeros(V.shape());
     adam.v = Tensor::zeros(V.shape());
@@ -254,23 +257,43 @@ RegularizerParts rounding_adam_step(Tensor& V, const Tensor& grad_w, const Round
   const float *tg = p.target.data<float>(), *e = p.error.data<float>();
   const float la = float(lambda_a), bf = float(beta), lp = float(lambda);
   const float lo = float(p.qmin), hi = float(p.qmax);
-  DEAREST_CHECK(!h_given || (h_given->shape() == V.shape() && h_given->is_contiguous()),
-                "efrap: sigmoid(V) of the wrong shape for rounding variables ", V.describe());
-  const float* hd = h_given ? h_given->data<float>() : nullptr;
+  const bool mul = p.multiplicative;
+  Tensor h_own;
+  if (!h_given) {
+    Tensor unused;
+    soft_rounded_weight_into(V, p, unused, h_own);
+  }
+  const float* hd = h_given ? h_given->data<float>() : h_own.data<float>();
   double flip = 0, round = 0;
   const WeightBlocks wb(n, C, per);
 #pragma omp parallel for schedule(static) reduction(+ : flip, round) if (n > 65536)
   for (int64_t b = 0; b < wb.count; ++b) {
-    const int64_t c = wb.channel(b);
-    for (int64_t k = wb.begin(b); k < wb.end(b); ++k) {
-      const float h = hd ? hd[k] : sigmoidf(v[k]);
+    const int64_t c = wb.channel(b), k0 = wb.begin(b), k1 = wb.end(b);
+    // L_F and L_P at V before the step (a log per weight), only where the caller reads them.
+    if (want_parts) {
+      for (int64_t k = k0; k < k1; ++k) {
+        const float mm = 2.0f * hd[k] - 1.0f;
+        flip += double(e[k] * bce_of(hd[k], tg[k]));
+        round += double(1.0f - mm * mm);
+      }
+    }
+    // The gradient and the Adam update: no calls and no reductions, so the compiler vectorizes it,
+    // with IEEE operations that give each lane the bits the scalar loop gave it.
+    const float sc = s[c], zc = z[c];
+    // Written with selects of values only (both quotients computed), so that it has no branch.
+    const float zadd = mul ? 0.0f : zc;
+#pragma omp simd
+    for (int64_t k = k0; k < k1; ++k) {
+      const float h = hd[k];
       const float dh = h * (1.0f - h);
-      const bool inside = soft_round(h, fl[k], s[c], z[c], lo, hi, p.multiplicative).inside;
-      const float slope = inside ? (p.multiplicative ? dh / s[c] : s[c] * dh) : 0.0f;
+      const float x = fl[k] + h + zadd;  // as soft_round
+      const float slope_div = dh / sc, slope_mul = sc * dh;
+      const float slope = (x >= lo) & (x <= hi) ? (mul ? slope_div : slope_mul) : 0.0f;
       const float mm = 2.0f * h - 1.0f;
-      flip += double(e[k] * bce_of(h, tg[k]));
-      round += double(1.0f - mm * mm);
-      const float gi = la * gw[k] * slope + (bf * e[k] * dbce_of(h, tg[k]) - lp * 4.0f * mm) * dh;
+      // dbce_of for a target of 0 or 1, the only targets rounding_problem makes
+      const bool up = tg[k] == 1.0f;
+      const float dbce = (up ? -1.0f : 1.0f) / (up ? h + kBceEps : 1.0f - h + kBceEps);
+      const float gi = la * gw[k] * slope + (bf * e[k] * dbce - lp * 4.0f * mm) * dh;
       m[k] = m[k] * b1 + a1 * gi;
       sq[k] = sq[k] * b2 + a2 * (gi * gi);
       const float denom = std::sqrt(sq[k]) / bc2s + eps;

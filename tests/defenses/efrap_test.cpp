@@ -219,6 +219,52 @@ TEST(EfrapRounding, TheBufferedStepGivesTheSameBits) {
   }
 }
 
+// The vectorized Adam loop gives each weight the bits of the plain scalar formula (the loop as it
+// was before it was vectorized), on a weight large enough to run in blocks on every thread,
+// per channel and per tensor, with L_F and L_P asked for and not.
+TEST(EfrapRounding, TheVectorizedStepHasTheScalarBits) {
+  Tensor W = test::randn({64, 32, 3, 3}, 21);  // 18,432 weights
+  W = mul(W, 0.1);
+  for (const bool per_tensor : {false, true}) {
+    quant::QuantScheme scheme = quant::QuantScheme::make(4, false, false, !per_tensor);  // unsigned [0, 15]
+    quant::QParams qp(per_tensor ? Tensor::full({1}, 0.02f) : mul(Tensor::ones({64}), 0.02),
+                      Tensor::full({per_tensor ? 1 : 64}, 7, DType::I32));
+    RoundingProblem p = rounding_problem(W, scheme, qp, ErrorWeighting::Element);
+    Tensor V = initial_rounding_variables(p);
+    Tensor h, wt;
+    soft_rounded_weight_into(V, p, wt, h);
+    const Tensor gw = test::randn(W.shape(), 22);
+    RoundingAdam adam;
+    adam.lr = 0.01;
+    Tensor V_scalar = V.clone();
+    const RegularizerParts parts = rounding_adam_step(V, gw, p, 0.7, 1.0, 0.01, adam, &h, !per_tensor);
+    // The scalar formula, step 1: m = (1 - b1) g, v = (1 - b2) g^2.
+    const float ss = float(0.01 / (1 - 0.9)), bc2s = float(std::sqrt(1 - 0.999)), eps = 1e-8f;
+    const float* hd = h.data<float>();
+    float* vs = V_scalar.data<float>();
+    const int64_t per = W.numel() / p.channels();
+    for (int64_t k = 0; k < W.numel(); ++k) {
+      const int64_t c = p.channels() == 1 ? 0 : k / per;
+      const float hk = hd[k], sc = p.scale.data<float>()[c], zc = p.zero.data<float>()[c];
+      const float dh = hk * (1.0f - hk);
+      const float x = p.floor_u.data<float>()[k] + hk + zc;
+      const float slope = (x >= 0.0f && x <= 15.0f) ? sc * dh : 0.0f;
+      const float t = p.target.data<float>()[k], e = p.error.data<float>()[k];
+      const float dbce = -t / (hk + 1e-8f) + (1.0f - t) / (1.0f - hk + 1e-8f);
+      const float gi = 0.7f * gw.data<float>()[k] * slope + (1.0f * e * dbce - 0.01f * 4.0f * (2.0f * hk - 1.0f)) * dh;
+      const float m = 0.0f * 0.9f + float(1 - 0.9) * gi;
+      const float v2 = 0.0f * 0.999f + float(1 - 0.999) * (gi * gi);
+      vs[k] = vs[k] - ss * (m / (std::sqrt(v2) / bc2s + eps));
+    }
+    EXPECT_TRUE(test::bitwise_equal(V, V_scalar)) << (per_tensor ? "per-tensor" : "per-channel");
+    if (per_tensor) {
+      EXPECT_EQ(parts.flip, 0.0);  // not asked for
+    } else {
+      EXPECT_GT(parts.flip, 0.0);
+    }
+  }
+}
+
 TEST(EfrapRounding, TheFusedStepIsTheGraphGradientThenAdam) {
   Small s;
   RoundingProblem p = rounding_problem(s.W, s.scheme, s.qp, ErrorWeighting::Element);
