@@ -18,7 +18,7 @@ float sigmoidf(float v) { return 1.0f / (1.0f + std::exp(-v)); }
 
 // The hot loops run block by block: a block is one output channel's weights, or for a
 // per-tensor scheme (one channel) a run of kBlock weights, so that those also spread over the
-// threads. Block b covers [block_begin(b), block_begin(b + 1)) of channel block_channel(b).
+// threads. Block b covers weights [begin(b), end(b)), all of channel channel(b).
 struct WeightBlocks {
   static constexpr int64_t kBlock = 16384;
   int64_t n, C, per, count;

@@ -68,7 +68,7 @@ struct RoundingAdam {
 };
 // One EFRAP step on V, fused: the gradient of lambda_a L_A + L_F + L_P, with `grad_w` = dL_A/dW̃
 // taken through dW̃/dV (as soft_rounded_weight's backward) plus rounding_regularizer's gradient,
-// then nn::Adam's update, in one pass. Returns L_F and L_P at V before the step.
+// then nn::Adam's update, without a graph. Returns L_F and L_P at V before the step.
 // `h`, when given, is sigmoid(V) as soft_rounded_weight_into left it (V unchanged since). Without
 // `want_parts` the step skips L_F and L_P (a log per weight) and returns zeros; V moves the same.
 RegularizerParts rounding_adam_step(Tensor& V, const Tensor& grad_w, const RoundingProblem& p, double lambda_a,
