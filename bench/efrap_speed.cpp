@@ -18,6 +18,7 @@
 #include "quant/presets.h"
 #include "tensor/json.h"
 #include "tensor/rng.h"
+#include "tensor/error.h"
 #include "tensor/runtime.h"
 
 using namespace dearest;
@@ -49,11 +50,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (conv != "direct" && conv != "winograd") {
-    std::fprintf(stderr, "--conv: expected direct or winograd, got \"%s\"\n", conv.c_str());
+  try {
+    set_conv_algorithm(parse_conv_algorithm(conv));
+  } catch (const Error& e) {
+    std::fprintf(stderr, "bench_efrap_speed: %s\n", e.what());
     return 2;
   }
-  set_conv_algorithm(conv == "direct" ? ConvAlgorithm::Direct : ConvAlgorithm::Winograd);
   if (threads > 0) omp_set_num_threads(threads);
   const nn::ModelSpec spec = nn::ModelSpec::parse("resnet18:width=" + std::to_string(width));
   nn::set_init_seed(1);

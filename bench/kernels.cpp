@@ -23,6 +23,7 @@
 #include "tensor/ops/elementwise.h"
 #include "tensor/ops/pool.h"
 #include "tensor/rng.h"
+#include "tensor/error.h"
 #include "tensor/runtime.h"
 
 using namespace dearest;
@@ -83,12 +84,12 @@ int main(int argc, char** argv) {
     else if (a == "--threads") set_num_threads(std::stoi(next()));
     else if (a == "--json") json = true;
     else if (a == "--conv") {
-      const std::string c = next();
-      if (c != "direct" && c != "winograd") {
-        std::fprintf(stderr, "bench_kernels: --conv: expected direct or winograd, got \"%s\"\n", c.c_str());
+      try {
+        set_conv_algorithm(parse_conv_algorithm(next()));
+      } catch (const Error& e) {
+        std::fprintf(stderr, "bench_kernels: %s\n", e.what());
         return 2;
       }
-      set_conv_algorithm(c == "direct" ? ConvAlgorithm::Direct : ConvAlgorithm::Winograd);
     } else {
       std::fprintf(stderr,
                    "usage: bench_kernels [--batch N] [--reps N] [--width W] [--threads N] [--conv direct|winograd] [--json]\n");

@@ -22,6 +22,10 @@ LayoutPolicy layout_policy() { return g_layout; }
 void set_layout_policy(LayoutPolicy p) { g_layout = p; }
 ConvAlgorithm conv_algorithm() { return g_conv; }
 void set_conv_algorithm(ConvAlgorithm a) { g_conv = a; }
+ConvAlgorithm parse_conv_algorithm(const std::string& s) {
+  DEAREST_CHECK(s == "direct" || s == "winograd", "--conv: expected direct or winograd, got \"", s, "\"");
+  return s == "direct" ? ConvAlgorithm::Direct : ConvAlgorithm::Winograd;
+}
 
 void set_num_threads(int n) {
   DEAREST_CHECK(n >= 1, "set_num_threads: need at least 1 thread, got ", n);

@@ -25,6 +25,8 @@ LayoutPolicy layout_policy();
 void set_layout_policy(LayoutPolicy p);
 ConvAlgorithm conv_algorithm();
 void set_conv_algorithm(ConvAlgorithm a);
+// "direct" or "winograd" (the --conv option); anything else is an error naming the option.
+ConvAlgorithm parse_conv_algorithm(const std::string& s);
 
 // Sets OpenMP's (and so oneDNN's and OpenBLAS's) thread count. Call before the first op: oneDNN
 // reads it when a primitive is created, and results are only reproducible at a fixed count.

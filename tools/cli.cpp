@@ -40,9 +40,7 @@ void apply_engine_options(const po::variables_map& vm) {
   const std::string l = vm["layout"].as<std::string>();
   DEAREST_CHECK(l == "blocked" || l == "plain", "--layout: expected blocked or plain, got \"", l, "\"");
   set_layout_policy(l == "blocked" ? LayoutPolicy::Blocked : LayoutPolicy::Plain);
-  const std::string c = vm["conv"].as<std::string>();
-  DEAREST_CHECK(c == "direct" || c == "winograd", "--conv: expected direct or winograd, got \"", c, "\"");
-  set_conv_algorithm(c == "direct" ? ConvAlgorithm::Direct : ConvAlgorithm::Winograd);
+  set_conv_algorithm(parse_conv_algorithm(vm["conv"].as<std::string>()));
 }
 
 std::vector<std::string> forwarded_engine_args(const po::variables_map& vm) {

@@ -13,5 +13,11 @@ for c in $cmds; do
   noisy=$("$bin" "$c" --help | grep -E '\(=-?[0-9]*\.[0-9]*(0000000|9999999)' || true)
   [ -z "$noisy" ] || { echo "FAIL: dearest $c prints a default with binary noise: $noisy"; bad=1; }
 done
+# an engine option's bad value is a clear error
+if "$bin" info --conv fast > /dev/null 2> "${TMPDIR:-/tmp}/conv-err.$$"; then echo "FAIL: --conv fast accepted"; bad=1
+elif ! grep -q 'expected direct or winograd, got "fast"' "${TMPDIR:-/tmp}/conv-err.$$"; then
+  echo "FAIL: --conv fast: $(cat "${TMPDIR:-/tmp}/conv-err.$$")"; bad=1
+fi
+rm -f "${TMPDIR:-/tmp}/conv-err.$$"
 [ $bad = 0 ] && echo "ok: $(echo "$cmds" | wc -w) commands, no option named twice, every default as written"
 exit $bad
