@@ -32,20 +32,35 @@ void interpolate(nn::Module& dst, nn::Module& x, nn::Module& y, nn::Module& z, c
   }
 }
 
+// dst's parameters = src's (the same architecture), bit for bit.
+void set_parameters(nn::Module& dst, nn::Module& src) {
+  NoGradGuard ng;
+  auto d = dst.named_parameters(), s = src.named_parameters();
+  DEAREST_CHECK(d.size() == s.size(), "mcr: the curve's models differ");
+  for (size_t i = 0; i < d.size(); ++i) d[i].second.copy_(s[i].second);
+}
+
 }  // namespace
 
 McrCurve mcr(nn::Module& model, const nn::ModelSpec& spec, const data::DatasetPtr& clean, const std::string& kind,
-             const McrOptions& o) {
+             const McrOptions& o, nn::Module* through) {
   DEAREST_CHECK(o.l2 >= 0, "mcr: the l2 weight must be non-negative, got ", o.l2);
   McrCurve c;
   c.start = quant::clone_model(spec, model);
   c.start->eval();
   c.end = quant::clone_model(spec, model);
-  c.endpoint_history = fine_tune(*c.end, spec, clean, kind, o.endpoint);
+  if (through) {
+    set_parameters(*through, *c.start);
+    c.endpoint_history = fine_tune(*through, spec, clean, kind, o.endpoint);
+    c.end->load_state_dict(through->state_dict());
+  } else {
+    c.endpoint_history = fine_tune(*c.end, spec, clean, kind, o.endpoint);
+  }
   c.bend = quant::clone_model(spec, model);
   interpolate(*c.bend, *c.start, *c.bend, *c.end, {0.5, 0.0, 0.5});  // init_linear: the midpoint
   // The model the batches run through: theta(t), rebuilt at every step.
-  nn::ModulePtr work = quant::clone_model(spec, model);
+  nn::ModulePtr own = through ? nullptr : quant::clone_model(spec, model);
+  nn::Module* work = through ? through : own.get();
 
   const FineTuneOptions& s = o.curve;
   auto opt = nn::make_optimizer(s.optimizer, *c.bend, s.lr, s.momentum, s.wd, false, "mcr optimizer");
@@ -61,7 +76,10 @@ McrCurve mcr(nn::Module& model, const nn::ModelSpec& spec, const data::DatasetPt
     const Weights w = bezier(t);
     interpolate(*work, *c.start, bend, *c.end, w);
     work->train();
-    for (auto& [n, p] : work->named_parameters()) p.set_requires_grad(true);
+    for (auto& [n, p] : work->named_parameters()) {
+      p.set_requires_grad(true);
+      p.set_grad(Tensor());  // a quantized twin comes with the end point's last gradients
+    }
     Tensor out = (*work)(x);
     Tensor ce = cross_entropy(out, y);
     backward(ce);
@@ -95,10 +113,14 @@ McrCurve mcr(nn::Module& model, const nn::ModelSpec& spec, const data::DatasetPt
   return c;
 }
 
-nn::ModulePtr curve_point(const nn::ModelSpec& spec, const McrCurve& c, double t) {
+void set_curve_point(nn::Module& dst, const McrCurve& c, double t) {
   DEAREST_CHECK(t >= 0 && t <= 1, "mcr: t must be in [0, 1], got ", t);
+  interpolate(dst, *c.start, *c.bend, *c.end, bezier(t));
+}
+
+nn::ModulePtr curve_point(const nn::ModelSpec& spec, const McrCurve& c, double t) {
   nn::ModulePtr m = quant::clone_model(spec, *c.start);
-  interpolate(*m, *c.start, *c.bend, *c.end, bezier(t));
+  set_curve_point(*m, c, t);
   m->eval();
   return m;
 }

@@ -26,12 +26,20 @@ struct McrCurve {
 };
 
 // Fine-tunes the end point and trains the bend; `model` (theta0) is not changed.
+// `through`, when given, is a quantized twin of `model` (same parameters, quantizers with frozen
+// qparams, EFRAP supplementary Table 5's "MCR + STE"): the end point is fine-tuned in it and every
+// batch of the curve's training runs through it, so the gradients pass its quantizers straight
+// through. Its parameters are left at some point of the curve; set_curve_point chooses one.
 McrCurve mcr(nn::Module& model, const nn::ModelSpec& spec, const data::DatasetPtr& clean, const std::string& kind,
-             const McrOptions& o);
+             const McrOptions& o, nn::Module* through = nullptr);
 
 // The model at t: parameters interpolated, buffers from the start (BN statistics to be
 // recomputed with update_batchnorm).
 nn::ModulePtr curve_point(const nn::ModelSpec& spec, const McrCurve& c, double t);
+
+// Writes the curve's parameters at t into `dst`, a model with the curve's parameters (a float
+// copy or a quantized twin); its buffers are left alone.
+void set_curve_point(nn::Module& dst, const McrCurve& c, double t);
 
 // Resets every BN's running statistics and recomputes them as the cumulative average over the
 // data (training transforms, train mode, no gradient); the model is left in eval mode.

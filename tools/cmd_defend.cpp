@@ -283,7 +283,7 @@ Command defend_command() {
                 ("curve-epochs", po::value<int64_t>()->default_value(100), "mcr: epochs of the curve's bend (--epochs: the fine-tuned end point's)")
                 ("mcr-t", po::value<std::string>()->default_value("0.1,0.9"), "mcr: the points of the curve evaluated; the one of higher DTM is kept")
                 ("mcr-l2", po::value<double>()->default_value(5e-4, "5e-4"), "mcr: the curve's l2 regulariser (l2/2 |theta(t)|^2)")
-                ("ste", po::value<bool>()->default_value(false)->implicit_value(true), "ft, fp, nad, ibau: defend the quantized model (the first --standard) through the straight-through estimator")
+                ("ste", po::value<bool>()->default_value(false)->implicit_value(true), "ft, fp, nad, mcr, ibau: defend the quantized model (the first --standard) through the straight-through estimator")
                 ("ibau-rounds", po::value<int64_t>()->default_value(3), "ibau: rounds of (perturbation, unlearning pass) (the supplementary: 3)")
                 ("ibau-batch", po::value<int64_t>()->default_value(100), "ibau: unlearning batch")
                 ("ibau-k", po::value<int64_t>()->default_value(5), "ibau: fixed-point iterations of the hypergradient")

@@ -93,7 +93,6 @@ int defend_removal(const po::variables_map& vm) {
     DEAREST_CHECK(nad_betas.back() >= 0, "--nad-betas: expected non-negative weights, got ", b);
   }
   DEAREST_CHECK(!nad_betas.empty(), "--nad-betas: at least one weight");
-  DEAREST_CHECK(!ste || method != "mcr", "--ste: mcr through the straight-through estimator is not built (ft, fp, nad, ibau are)");
   DEAREST_CHECK(!ste || !standards[0].config().fold_bn, "--ste: ", standards[0].label(),
                 " folds BN into the weights; the STE defenses train unfolded quantized models (mqbench, qu-anti-zation)");
 
@@ -187,14 +186,19 @@ int defend_removal(const po::variables_map& vm) {
     mo.curve.epochs = vm["curve-epochs"].as<int64_t>();
     mo.curve.out_dir = out + "/curve";
     mo.l2 = vm["mcr-l2"].as<double>();
-    mcr_curve = defenses::mcr(*model, spec, clean, jo.data.kind, mo);
+    mcr_curve = defenses::mcr(*model, spec, clean, jo.data.kind, mo, ste ? &q->model() : nullptr);
     hist = mcr_curve.curve_history;
   } else {
     hist = defenses::fine_tune(target, spec, clean, jo.data.kind, fo);
   }
-  // MCR's candidates: a model per t, BN statistics recomputed on the clean data.
+  // MCR's candidates: a model per t, BN statistics recomputed on the clean data. Through the STE
+  // there is one quantized model; each t is set in it in turn, when it is measured.
   std::vector<std::pair<double, nn::ModulePtr>> points;
-  if (method == "mcr")
+  auto set_ste_point = [&](double t) {
+    defenses::set_curve_point(q->model(), mcr_curve, t);
+    defenses::update_batchnorm(q->model(), clean, jo.data.kind, fo.batch, fo.seed);
+  };
+  if (method == "mcr" && !ste)
     for (double t : mcr_ts) {
       nn::ModulePtr pt = defenses::curve_point(spec, mcr_curve, t);
       defenses::update_batchnorm(*pt, clean, jo.data.kind, fo.batch, fo.seed);
@@ -212,6 +216,15 @@ int defend_removal(const po::variables_map& vm) {
     for (const auto& t : standards) d.emplace_back(label + " + " + t.label(), judge.quantized_metrics(spec, m, t));
     return d;
   };
+  // The STE-defended quantized model as it stands, and its float weights with the quantizers off.
+  auto measure_ste = [&](const std::string& label) {
+    NamedMetrics d;
+    q->set_enabled(false, false);
+    d.emplace_back(label + " (float)", judge.float_metrics(q->model()));
+    q->set_enabled(true, true);
+    d.emplace_back(label + " " + standards[0].label(), judge.float_metrics(q->model()));
+    return d;
+  };
   auto dtm_of = [&](const NamedMetrics& d) {
     return attacks::dtm(100 * d[1].second.cda, 100 * sn.standard[0].second.asr, 100 * d[1].second.asr);
   };
@@ -221,11 +234,13 @@ int defend_removal(const po::variables_map& vm) {
     // The supplementary reports the t of higher DTM (a choice made on the test set, as it is).
     mcr_json = Json::object();
     Json pts = Json::array();
-    double best = -1;
-    for (auto& [t, pt] : points) {
+    double best = -1, best_t = 0;
+    for (size_t i = 0; i < mcr_ts.size(); ++i) {
+      const double t = mcr_ts[i];
       char label[32];
-      std::snprintf(label, sizeof label, "mcr t=%.2f", t);
-      NamedMetrics d = measure(*pt, label);
+      std::snprintf(label, sizeof label, ste ? "mcr-ste t=%.2f" : "mcr t=%.2f", t);
+      if (ste) set_ste_point(t);
+      NamedMetrics d = ste ? measure_ste(label) : measure(*points[i].second, label);
       const double v = dtm_of(d);
       Json j = Json::object();
       j.set("t", t);
@@ -237,7 +252,8 @@ int defend_removal(const po::variables_map& vm) {
       pts.push(j);
       if (v > best) {
         best = v;
-        model = pt;
+        best_t = t;
+        if (!ste) model = points[i].second;
         defended = d;
         mcr_json.set("chosen_t", t);
       }
@@ -246,18 +262,17 @@ int defend_removal(const po::variables_map& vm) {
     mcr_json.set("l2", vm["mcr-l2"].as<double>());
     mcr_json.set("curve_epochs", vm["curve-epochs"].as<int64_t>());
     mcr_json.set("endpoint_history", epochs_json(mcr_curve.endpoint_history));
+    // The BN pass is seeded, so the chosen point comes back as it was measured.
+    if (ste && best_t != mcr_ts.back()) set_ste_point(best_t);
   } else if (ste) {
-    // The defended quantized model as it stands, and its float weights with the quantizers off.
-    q->set_enabled(false, false);
-    defended.emplace_back(method + "-ste (float)", judge.float_metrics(q->model()));
-    q->set_enabled(true, true);
-    defended.emplace_back(method + "-ste " + standards[0].label(), judge.float_metrics(q->model()));
-    quant::save_quantized(out + "/quantized.safetensors", *q,
-                          {{"source_model", file}, {"dataset", vm["data"].as<std::string>()}, {"defense", method + "-ste"},
-                           {"trigger_spec", trigger_spec}, {"target", std::to_string(jo.target)}, {"runtime", runtime_manifest_json()}});
+    defended = measure_ste(method + "-ste");
   } else {
     defended = measure(*model, method);
   }
+  if (ste)
+    quant::save_quantized(out + "/quantized.safetensors", *q,
+                          {{"source_model", file}, {"dataset", vm["data"].as<std::string>()}, {"defense", method + "-ste"},
+                           {"trigger_spec", trigger_spec}, {"target", std::to_string(jo.target)}, {"runtime", runtime_manifest_json()}});
   const double dtm = dtm_of(defended);
   nn::save_model(out + "/model.safetensors", ste ? q->model() : *model, spec,
                  {{"source_model", file}, {"dataset", vm["data"].as<std::string>()}, {"defense", method},

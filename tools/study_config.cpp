@@ -22,7 +22,7 @@ namespace {
 
 const std::vector<std::string>& defense_names() {
   static const std::vector<std::string> n = {"efrap", "nearest", "flipped", "omse", "ocs", "aciq", "ft", "fp",
-                                             "nad", "mcr", "ibau", "ft-ste", "fp-ste", "nad-ste", "ibau-ste"};
+                                             "nad", "mcr", "ibau", "ft-ste", "fp-ste", "nad-ste", "mcr-ste", "ibau-ste"};
   return n;
 }
 

@@ -60,6 +60,11 @@ grep -qF '"fine_tune"' "$t/ft/summary.json" || fail "ft: no fine-tuning record"
 "$bin" defend ft $common --ste --bits 4 --quiet --epochs 1 --max-steps 2 --clean-portion 0.2 --standard mqbench:4 --out "$t/ft-ste" > /dev/null
 [ -f "$t/ft-ste/quantized.safetensors" ] || fail "ft --ste wrote no quantized model"
 grep -qF '"ste": true' "$t/ft-ste/summary.json" || fail "ft --ste: not recorded"
+# shellcheck disable=SC2086
+"$bin" defend mcr $common --ste --bits 4 --quiet --epochs 1 --curve-epochs 1 --max-steps 2 --clean-portion 0.2 --standard mqbench:4 --out "$t/mcr-ste" > "$t/mcr-ste.txt"
+[ -f "$t/mcr-ste/quantized.safetensors" ] || fail "mcr --ste wrote no quantized model"
+grep -qF '"chosen_t"' "$t/mcr-ste/summary.json" || fail "mcr --ste: no chosen point of the curve"
+grep -q "mcr-ste t=0.[19]0 mqbench@4" "$t/mcr-ste.txt" || fail "mcr --ste printed no quantized row"
 grep -qF 'prune=layer4' "$t/fp/summary.json" || fail "fp: the defended model is not the pruned one"
 "$bin" audit --quantized "$t/efrap/quantized.safetensors" > "$t/audit.txt"
 grep -q "flip" "$t/audit.txt" || fail "audit shows no EFRAP report"
@@ -88,8 +93,6 @@ expect_error "--prune-rate: expected a fraction" defend fp $common --prune-rate 
 expect_error "--nad-betas: \"x\" is not a number" defend nad $common --nad-betas 500,x --out "$t/bad"
 # shellcheck disable=SC2086
 expect_error "--mcr-t: each t must be in [0, 1]" defend mcr $common --mcr-t 0.1,2 --out "$t/bad"
-# shellcheck disable=SC2086
-expect_error "--ste: mcr through the straight-through estimator is not built" defend mcr $common --ste --out "$t/bad"
 # shellcheck disable=SC2086
 expect_error "folds BN into the weights" defend ft $common --ste --standard pytorch-fbgemm:8 --out "$t/bad"
 # shellcheck disable=SC2086

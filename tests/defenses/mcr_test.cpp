@@ -1,5 +1,6 @@
 // MCR: the curve passes through its end points and is the quadratic Bezier in between; the bend
-// is what training moves; BN statistics are recomputed as the cumulative average over the data.
+// is what training moves; BN statistics are recomputed as the cumulative average over the data;
+// through the straight-through estimator all of it runs in a quantized twin.
 #include "defenses/mcr.h"
 
 #include "autograd/engine.h"
@@ -8,6 +9,8 @@
 #include "data/loader.h"
 #include "data/transforms.h"
 #include "nn/layers.h"
+#include "quant/presets.h"
+#include "quant/quantized_model.h"
 #include "tests/model_test_util.h"
 #include "tests/defenses/removal_test_util.h"
 #include "tests/test_util.h"
@@ -53,9 +56,19 @@ TEST(Mcr, TheCurvePassesThroughItsEndPointsAndBendsAtTheMiddle) {
   EXPECT_ERROR_CONTAINS(curve_point(spec, c, 1.5), "t must be in [0, 1]");
 }
 
+// A quantized twin of `m` (MQBench W4A4), calibrated on a fixed batch: the same batch gives the
+// same frozen qparams every time.
+std::unique_ptr<quant::QuantizedModel> quantized_twin(const nn::ModelSpec& spec, nn::Module& m) {
+  auto q = std::make_unique<quant::QuantizedModel>(spec, m, quant::preset("mqbench", 4));
+  q->calibrate({test::randn({8, 3, 32, 32}, 3)});
+  return q;
+}
+
 // One plain SGD step moves the bend by -lr * 2t(1-t) * grad CE(theta(t)): the chain rule through
-// the curve, computed here from scratch on the same batch and the same t.
-TEST(Mcr, TheBendStepIsTheCurveGradientScaled) {
+// the curve, computed here from scratch on the same batch and the same t. With `ste`, theta(t)
+// runs through a quantized twin (MCR + STE) and so does the gradient computed here. Returns the
+// worst relative error over the parameters.
+double bend_step_error(bool ste) {
   nn::ModelSpec spec;
   auto m = test::warmed_model("resnet18:width=2", spec, 5, 20);
   const auto clean = clean_subset(kData, 0.2, 1);
@@ -68,14 +81,17 @@ TEST(Mcr, TheBendStepIsTheCurveGradientScaled) {
   o.curve.max_steps = 1;
   o.curve.lr = 0.1;
   o.l2 = 0;
-  McrCurve c = mcr(*m, spec, clean, "synthetic", o);
+  auto through = ste ? quantized_twin(spec, *m) : nullptr;
+  McrCurve c = mcr(*m, spec, clean, "synthetic", o, through ? &through->model() : nullptr);
   const double t = Rng(5, 1000003).next_double(), wb = 2 * t * (1 - t);
   // theta(t) with the bend at its start, the midpoint.
   nn::ModulePtr at = test::warmed_model("resnet18:width=2", spec, 5, 20);
+  auto at_q = ste ? quantized_twin(spec, *at) : nullptr;
+  nn::Module& run = ste ? at_q->model() : *at;
   std::vector<Tensor> mid;
   {
     NoGradGuard ng;
-    for (auto& [k, p] : at->named_parameters()) {
+    for (auto& [k, p] : run.named_parameters()) {
       const Tensor a = param(*m, k), z = param(*c.end, k);
       const Tensor b = add(mul(a, 0.5), mul(z, 0.5));
       mid.push_back(b);
@@ -89,16 +105,52 @@ TEST(Mcr, TheBendStepIsTheCurveGradientScaled) {
   lo.seed = 5;
   data::DataLoader loader(clean, data::train_transform("synthetic"), lo);
   const data::Batch b = loader.batch(0, 0, loader.order(0));
-  at->train();
-  backward(cross_entropy((*at)(b.images), b.labels));
+  run.train();
+  backward(cross_entropy(run(b.images), b.labels));
   size_t i = 0;
   double worst = 0;
-  for (auto& [k, p] : at->named_parameters()) {
+  for (auto& [k, p] : run.named_parameters()) {
     NoGradGuard ng;
     const Tensor want = sub(mid[i++], mul(p.grad(), 0.1 * wb));
     worst = std::max(worst, test::max_abs_diff(param(*c.bend, k), want) / (1e-3 + test::max_abs_diff(want, Tensor::zeros(want.shape()))));
   }
-  EXPECT_LT(worst, 1e-4);
+  return worst;
+}
+
+TEST(Mcr, TheBendStepIsTheCurveGradientScaled) { EXPECT_LT(bend_step_error(false), 1e-4); }
+
+// MCR + STE (EFRAP supplementary Table 5): the end point is the quantized twin fine-tuned through
+// its quantizers, bit for bit; the bend's step is the curve gradient through them; the curve set
+// into the twin passes through both end points; the frozen qparams do not move.
+TEST(Mcr, ThroughTheStraightThroughEstimatorTheCurveTrainsTheQuantizedTwin) {
+  EXPECT_LT(bend_step_error(true), 1e-4);
+
+  nn::ModelSpec spec;
+  auto m = test::warmed_model("resnet18:width=2", spec, 5, 20);
+  const auto clean = clean_subset(kData, 0.2, 1);
+  McrOptions o;
+  o.endpoint = test::quick_fine_tune(3);
+  o.curve = o.endpoint;
+  auto q = quantized_twin(spec, *m);
+  const Tensor scale = q->layers()[3].weight->qparams().scale.clone();
+  McrCurve c = mcr(*m, spec, clean, "synthetic", o, &q->model());
+  auto want_end = quantized_twin(spec, *m);
+  fine_tune(want_end->model(), spec, clean, "synthetic", o.endpoint);
+  nn::ModulePtr float_end = quant::clone_model(spec, *m);
+  fine_tune(*float_end, spec, clean, "synthetic", o.endpoint);
+  EXPECT_FALSE(test::bitwise_equal(param(*float_end, "fc.weight"), param(*c.end, "fc.weight")));  // the quantizers mattered
+  int64_t checked = 0;
+  set_curve_point(q->model(), c, 0);
+  for (auto& [k, t] : m->named_parameters()) {
+    EXPECT_TRUE(test::bitwise_equal(param(*c.end, k), param(want_end->model(), k))) << k;
+    EXPECT_TRUE(test::bitwise_equal(param(q->model(), k), t)) << k;
+    ++checked;
+  }
+  EXPECT_GT(checked, 40);
+  set_curve_point(q->model(), c, 1);
+  for (auto& [k, t] : c.end->named_parameters()) EXPECT_TRUE(test::bitwise_equal(param(q->model(), k), t)) << k;
+  EXPECT_TRUE(test::bitwise_equal(q->layers()[3].weight->qparams().scale, scale));
+  EXPECT_ERROR_CONTAINS(set_curve_point(q->model(), c, -0.5), "t must be in [0, 1]");
 }
 
 TEST(Mcr, BatchNormStatisticsAreTheCumulativeAverageOverTheData) {
