@@ -26,13 +26,24 @@ Tensor param(nn::Module& m, const std::string& name) {
   return Tensor();
 }
 
-TEST(Mcr, TheCurvePassesThroughItsEndPointsAndBendsAtTheMiddle) {
+// A small warmed model, its clean subset, and `steps` steps for the end point and the bend.
+struct Setup {
   nn::ModelSpec spec;
-  auto m = test::warmed_model("resnet18:width=2", spec, 5, 20);
-  const auto clean = clean_subset(kData, 0.2, 1);
+  nn::ModulePtr m;
+  data::DatasetPtr clean;
   McrOptions o;
-  o.endpoint = test::quick_fine_tune(3);
-  o.curve = o.endpoint;
+};
+Setup quick_setup(int64_t steps) {
+  Setup u;
+  u.m = test::warmed_model("resnet18:width=2", u.spec, 5, 20);
+  u.clean = clean_subset(kData, 0.2, 1);
+  u.o.endpoint = test::quick_fine_tune(steps);
+  u.o.curve = u.o.endpoint;
+  return u;
+}
+
+TEST(Mcr, TheCurvePassesThroughItsEndPointsAndBendsAtTheMiddle) {
+  auto [spec, m, clean, o] = quick_setup(3);
   McrCurve c = mcr(*m, spec, clean, "synthetic", o);
   ASSERT_EQ(c.curve_history.size(), 1u);
   auto at0 = curve_point(spec, c, 0), at1 = curve_point(spec, c, 1), mid = curve_point(spec, c, 0.5);
@@ -125,12 +136,7 @@ TEST(Mcr, TheBendStepIsTheCurveGradientScaled) { EXPECT_LT(bend_step_error(false
 TEST(Mcr, ThroughTheStraightThroughEstimatorTheCurveTrainsTheQuantizedTwin) {
   EXPECT_LT(bend_step_error(true), 1e-4);
 
-  nn::ModelSpec spec;
-  auto m = test::warmed_model("resnet18:width=2", spec, 5, 20);
-  const auto clean = clean_subset(kData, 0.2, 1);
-  McrOptions o;
-  o.endpoint = test::quick_fine_tune(3);
-  o.curve = o.endpoint;
+  auto [spec, m, clean, o] = quick_setup(3);
   auto q = quantized_twin(spec, *m);
   const Tensor scale = q->layers()[3].weight->qparams().scale.clone();
   McrCurve c = mcr(*m, spec, clean, "synthetic", o, &q->model());
