@@ -32,14 +32,6 @@ void interpolate(nn::Module& dst, nn::Module& x, nn::Module& y, nn::Module& z, c
   }
 }
 
-// dst's parameters = src's (the same architecture), bit for bit.
-void set_parameters(nn::Module& dst, nn::Module& src) {
-  NoGradGuard ng;
-  auto d = dst.named_parameters(), s = src.named_parameters();
-  DEAREST_CHECK(d.size() == s.size(), "mcr: the curve's models differ");
-  for (size_t i = 0; i < d.size(); ++i) d[i].second.copy_(s[i].second);
-}
-
 }  // namespace
 
 McrCurve mcr(nn::Module& model, const nn::ModelSpec& spec, const data::DatasetPtr& clean, const std::string& kind,
@@ -50,7 +42,7 @@ McrCurve mcr(nn::Module& model, const nn::ModelSpec& spec, const data::DatasetPt
   c.start->eval();
   c.end = quant::clone_model(spec, model);
   if (through) {
-    set_parameters(*through, *c.start);
+    through->load_state_dict(c.start->state_dict());
     c.endpoint_history = fine_tune(*through, spec, clean, kind, o.endpoint);
     c.end->load_state_dict(through->state_dict());
   } else {
