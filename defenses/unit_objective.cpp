@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
@@ -122,92 +123,194 @@ class GraphObjective : public UnitObjective {
   const std::vector<Tensor>& tg_;
 };
 
-// ---- fused ---------------------------------------------------------------------------------
+// ---- fused ----------------------------------------------------------------------------------
+// One element of the tail: the unit's output before the quantizer, and whether the tail's
+// activation passes a gradient. One function for every layout, so every layout gets the same bits.
+inline float tail_pre(float a, float b, float z) { return a * z + b; }
+inline float tail_act(Tail::Act act, float v) {
+  if (act == Tail::Act::Relu) return v > 0 ? v : 0.0f;
+  if (act == Tail::Act::Relu6) return v < 0 ? 0.0f : (v > 6 ? 6.0f : v);
+  return v;
+}
+inline bool tail_passes(Tail::Act act, float pre) {
+  if (act == Tail::Act::Relu) return pre > 0;
+  if (act == Tail::Act::Relu6) return (pre >= 0) & (pre <= 6);
+  return true;
+}
+
+// L_A's sum and dL/dz over `np` positions of one channel block (`kB` channels each, 0: `live`
+// of `B`, known at run time only): acc[j] += (q - t)^2, g = 2/rows (q - t) a where the tail and
+// the quantizer pass a gradient. A compile-time block lets the compiler vectorize over it.
+struct TailChunk {
+  const float *z, *t, *q, *a, *b;
+  const uint8_t* in_range;
+  float* g;
+  double* acc;
+  int64_t np, B, live;
+  float scale;
+  Tail::Act act;
+};
+template <int64_t kB, Tail::Act kAct> void tail_loss_and_grad(const TailChunk& c) {
+  const int64_t B = kB ? kB : c.B, live = kB ? kB : c.live;
+  for (int64_t p = 0; p < c.np; ++p) {
+    for (int64_t j = 0; j < live; ++j) {
+      const int64_t k = p * B + j;
+      const float d = c.q[k] - c.t[k];
+      c.acc[j] += double(d) * d;
+      // Everything computed, then selected (& rather than &&): no branch, so the loop vectorizes
+      const bool pass = (c.in_range[k] != 0) & tail_passes(kAct, tail_pre(c.a[j], c.b[j], c.z[k]));
+      const float g = c.scale * d * c.a[j];
+      c.g[k] = pass ? g : 0.0f;
+    }
+    for (int64_t j = live; j < B; ++j) c.g[p * B + j] = 0.0f;
+  }
+}
+template <Tail::Act kAct> void tail_loss_and_grad(const TailChunk& c) {
+  if (c.live == 16 && c.B == 16) tail_loss_and_grad<16, kAct>(c);
+  else if (c.live == 8 && c.B == 8) tail_loss_and_grad<8, kAct>(c);
+  else tail_loss_and_grad<0, kAct>(c);
+}
+void tail_loss_and_grad(const TailChunk& c) {
+  switch (c.act) {
+    case Tail::Act::Relu: return tail_loss_and_grad<Tail::Act::Relu>(c);
+    case Tail::Act::Relu6: return tail_loss_and_grad<Tail::Act::Relu6>(c);
+    case Tail::Act::None: return tail_loss_and_grad<Tail::Act::None>(c);
+  }
+}
+
+// The convolution (or linear) output z, then one pass over z's bytes in the layout oneDNN wrote them
+// (channel-blocked, no reorder) for the tail, the quantizer, the loss and dL/dz, then the
+// backward-weights convolution on that gradient in the same layout. The inputs and the targets are
+// put in the layouts the convolution reads and writes once per cached batch, not once per
+// iteration. L_A is summed per (image, channel) in the order of the plain layout and those sums
+// are added in (image, channel) order, so the layout does not change a bit of it.
 class FusedObjective : public UnitObjective {
  public:
   FusedObjective(const LayerUnit& u, const std::vector<Tensor>& in, const std::vector<Tensor>& tg, Tail t)
-      : u_(u), in_(in), tg_(tg), t_(std::move(t)), bias_(layer_bias(u)) {}
+      : u_(u), in_(in), tg_(tg), t_(std::move(t)), bias_(layer_bias(u)), in_laid_(in.size()), tg_laid_(tg.size()) {
+    if (t_.quant) {
+      masked_ = t_.quant->ste() == quant::Ste::Clipped;
+      quant_.emplace(t_.quant->scheme(), t_.quant->qparams(), masked_);
+    }
+    // Every batch's input and target in the layouts the convolution reads and writes, now (the
+    // set-up) rather than on the batch's first draw. One convolution shows the output's layout.
+    NoGradGuard ng;
+    for (size_t b = 0; b < in.size(); ++b) lay_out_input(b, u_.layer->float_weight().shape());
+    if (in.empty()) return;
+    const Tensor w0 = u_.layer->float_weight().detach().plain().contiguous();
+    Tensor z = output(in_laid_[0], w0);
+    if (channel_blocks(z).block == 0) z = z.plain().contiguous();
+    for (size_t b = 0; b < tg.size(); ++b) tg_laid_[b] = to_layout_of(tg[b].contiguous().reshape(z.shape()), z);
+  }
 
   double value_and_grad(const Tensor& w, size_t b, Tensor& grad) override {
     NoGradGuard ng;
-    const Tensor& x = in_[b];
-    Tensor z = u_.layer->is_conv ? raw::conv2d(x, w, bias_, static_cast<nn::Conv2d*>(u_.layer->module)->params)
-                                 : raw::linear(x, w, bias_);
-    z = z.plain().contiguous();
-    const int64_t N = z.size(0), C = z.size(1), inner = z.numel() / (N * C);
-    const Tensor& T = tg_[b];
-    DEAREST_CHECK(T.numel() == z.numel(), "efrap: target ", T.describe(), " for a unit output ", z.describe());
-    // Pass 1: y = act(a z + b).
-    Tensor y = Tensor::empty(z.shape());
-    const float* zd = z.data<float>();
-    float* yd = y.data<float>();
-    const float *a = t_.a.data(), *bb = t_.b.data();
-    const auto act = t_.act;
-#pragma omp parallel for schedule(static) if (N * C > 64)
-    for (int64_t nc = 0; nc < N * C; ++nc) {
-      const int64_t c = nc % C;
-      const float* zi = zd + nc * inner;
-      float* yi = yd + nc * inner;
-      for (int64_t k = 0; k < inner; ++k) {
-        float v = a[c] * zi[k] + bb[c];
-        if (act == Tail::Act::Relu) v = v > 0 ? v : 0.0f;
-        else if (act == Tail::Act::Relu6) v = v < 0 ? 0.0f : (v > 6 ? 6.0f : v);
-        yi[k] = v;
-      }
+    const bool conv = u_.layer->is_conv;
+    const Tensor& x = in_laid_[b];
+    Tensor z = output(x, w);
+    const Shape out_shape = tg_[b].shape();
+    DEAREST_CHECK(tg_[b].numel() == z.numel(), "efrap: target ", tg_[b].describe(), " for a unit output ", z.describe());
+    ChannelBlocks cb = channel_blocks(z);
+    if (cb.block == 0) {  // a layout the pass cannot address
+      z = z.plain().contiguous();
+      cb = channel_blocks(z);
     }
-    // Pass 2: the activation quantizer, as its own kernel computes it.
-    Tensor yq = y, in_range;
-    const bool clipped = t_.quant && t_.quant->ste() == quant::Ste::Clipped;
-    if (t_.quant) {
-      quant::FakeQuantResult r = quant::fake_quantize_raw(y, t_.quant->scheme(), t_.quant->qparams(), {}, false, clipped);
-      yq = r.y.contiguous();
-      in_range = r.in_range;
-    }
-    // Pass 3: the loss and its gradient with respect to z.
-    grad_z_ = Tensor::empty(z.shape());
-    float* gz = grad_z_.data<float>();
-    const float* qd = yq.data<float>();
-    const float* td = T.contiguous().data<float>();
-    const uint8_t* ir = clipped ? in_range.data<uint8_t>() : nullptr;
-    const double rows = double(N) * double(inner);
-    const float two_over = float(2.0 / rows);
-    double loss = 0;
-#pragma omp parallel for schedule(static) reduction(+ : loss) if (N * C > 64)
-    for (int64_t nc = 0; nc < N * C; ++nc) {
-      const int64_t c = nc % C;
-      const int64_t o = nc * inner;
-      double part = 0;
-      for (int64_t k = 0; k < inner; ++k) {
-        const float d = qd[o + k] - td[o + k];
-        part += double(d) * d;
-        const float pre = a[c] * zd[o + k] + bb[c];
-        bool pass = !ir || ir[o + k];
-        if (act == Tail::Act::Relu) pass = pass && pre > 0;
-        else if (act == Tail::Act::Relu6) pass = pass && pre >= 0 && pre <= 6;
-        gz[o + k] = pass ? two_over * d * a[c] : 0.0f;
-      }
-      loss += part;
-    }
-    if (u_.layer->is_conv) {
-      grad = raw::conv2d_backward_weights(grad_z_, x, w.shape(), false, static_cast<nn::Conv2d*>(u_.layer->module)->params).w;
+    // The target in z's layout (set up in the constructor: z's layout is the same at every
+    // iteration; the pass reads both through the same addressing).
+    if (!tg_laid_[b].defined() || !(channel_blocks(tg_laid_[b]) == cb))
+      tg_laid_[b] = to_layout_of(tg_[b].contiguous().reshape(z.shape()), z);
+    const double loss = tail_pass(z, cb, tg_laid_[b], out_shape);
+    if (conv) {
+      grad = raw::conv2d_backward_weights(grad_z_, x, w.shape(), false, conv_params()).w;
     } else {
       // gw = gz^T x: [C, N] x [N, K].
-      const int64_t K = x.size(1);
+      const int64_t N = z.size(0), C = z.size(1), K = x.size(1);
       grad = Tensor::empty(w.shape());
-      const Tensor xc = x.contiguous();
-      blas_sgemm(true, false, C, K, N, 1.0f, gz, C, xc.data<float>(), K, 0.0f, grad.data<float>(), K);
+      blas_sgemm(true, false, C, K, N, 1.0f, grad_z_.data<float>(), C, x.data<float>(), K, 0.0f, grad.data<float>(), K);
     }
     grad = grad.plain().contiguous();
-    return loss / rows;
+    return loss;
   }
   const char* kind() const override { return "fused"; }
 
  private:
+  const Conv2dParams& conv_params() const { return static_cast<nn::Conv2d*>(u_.layer->module)->params; }
+  void lay_out_input(size_t b, const Shape& w_shape) {
+    in_laid_[b] = u_.layer->is_conv ? raw::conv2d_input_layout(in_[b], w_shape, bias_.defined(), conv_params())
+                                    : in_[b].contiguous();
+  }
+  Tensor output(const Tensor& x, const Tensor& w) const {
+    return u_.layer->is_conv ? raw::conv2d(x, w, bias_, conv_params()) : raw::linear(x, w, bias_);
+  }
+
+  // A fresh tensor with z's shape and bytes layout.
+  static Tensor like(const Tensor& z) {
+    if (!z.is_blocked()) return Tensor::empty(z.shape());
+    return Tensor::wrap(std::make_shared<Storage>(z.storage()->nbytes(), false), z.shape(), DType::F32, z.blocked_layout());
+  }
+
+  // The pass over z's bytes, `kChunk` floats at a time through the tail, the quantizer, the loss
+  // and dL/dz (written to grad_z_ in z's layout).
+  double tail_pass(const Tensor& z, const ChannelBlocks& cb, const Tensor& T, const Shape& out_shape) {
+    const int64_t N = z.size(0), C = z.size(1), S = z.numel() / (N * C), B = cb.block;
+    const int64_t blocks = cb.channels / B, items = N * blocks;
+    grad_z_ = like(z);
+    part_.assign(size_t(N * C), 0.0);
+    const float* zd = z.is_blocked() ? static_cast<const float*>(z.storage()->data()) : z.data<float>();
+    const float* td = T.is_blocked() ? static_cast<const float*>(T.storage()->data()) : T.data<float>();
+    float* gz = grad_z_.is_blocked() ? static_cast<float*>(grad_z_.storage()->data()) : grad_z_.data<float>();
+    const float *a = t_.a.data(), *bb = t_.b.data();
+    const auto act = t_.act;
+    const quant::SpanFakeQuantizer* sq = quant_ ? &*quant_ : nullptr;
+    const bool masked = sq && masked_;
+    const double rows = rows_of(out_shape);  // the unit's output, as the graph form averages
+    const float g_scale = float(2.0 / rows);
+    constexpr int64_t kChunk = 4096;
+    const int64_t per = std::max<int64_t>(1, kChunk / B);  // positions s per chunk
+#pragma omp parallel if (items > 1 && z.numel() > 65536)
+    {
+      std::vector<float> y(size_t(per * B), 0.0f), yq(size_t(per * B));
+      // 1 where the quantizer passes a gradient; it writes only under the clipped STE
+      std::vector<uint8_t> ir(size_t(per * B), 1);
+      std::vector<double> acc(static_cast<size_t>(B));
+#pragma omp for schedule(static)
+      for (int64_t it = 0; it < items; ++it) {
+        const int64_t n = it / blocks, c0 = (it % blocks) * B;
+        const int64_t base = n * cb.n_stride + (it % blocks) * cb.block_stride;
+        const int64_t live = std::min(B, C - c0);  // channels of this block that exist
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t s0 = 0; s0 < S; s0 += per) {
+          const int64_t np = std::min(per, S - s0), len = np * B;
+          const float* zc = zd + base + s0 * B;
+          for (int64_t p = 0; p < np; ++p)
+            for (int64_t j = 0; j < live; ++j)
+              y[size_t(p * B + j)] = tail_act(act, tail_pre(a[c0 + j], bb[c0 + j], zc[p * B + j]));
+          const float* q = y.data();
+          if (sq) {
+            (*sq)(y.data(), yq.data(), masked ? ir.data() : nullptr, len);  // padding channels too, ignored
+            q = yq.data();
+          }
+          const TailChunk ch{zc, td + base + s0 * B, q, a + c0, bb + c0, ir.data(), gz + base + s0 * B, acc.data(),
+                             np, B, live, g_scale, act};
+          tail_loss_and_grad(ch);
+        }
+        for (int64_t j = 0; j < live; ++j) part_[size_t(n * C + c0 + j)] = acc[size_t(j)];
+      }
+    }
+    double loss = 0;
+    for (double p : part_) loss += p;
+    return loss / rows;
+  }
+
   const LayerUnit& u_;
   const std::vector<Tensor>& in_;
   const std::vector<Tensor>& tg_;
   Tail t_;
   Tensor bias_, grad_z_;
+  std::vector<Tensor> in_laid_, tg_laid_;  // per batch, in the layouts the convolution reads and writes
+  std::optional<quant::SpanFakeQuantizer> quant_;
+  bool masked_ = false;  // the clipped STE: no gradient where the quantizer clamps
+  std::vector<double> part_;  // L_A per (image, channel)
 };
 
 // ---- gram ----------------------------------------------------------------------------------
@@ -335,7 +438,10 @@ std::unique_ptr<UnitObjective> make_unit_objective(const LayerUnit& u, const std
   Tail t = analyze(u, C);
   const bool grouped = u.layer->is_conv && static_cast<nn::Conv2d*>(u.layer->module)->params.groups != 1;
   const bool gram_ok = t.affine && !grouped;
-  const bool fused_ok = t.elementwise;
+  // The fused pass quantizes runs of floats in whatever order oneDNN laid them out: only a
+  // per-tensor quantizer without mask rounding is the same function of every element there.
+  const bool fused_ok = t.elementwise && (!t.quant || (!t.quant->scheme().per_channel &&
+                                                       !quant::uses_mask(t.quant->scheme().rounding)));
   if (kind == ObjectiveKind::Auto) {
     // Per iteration the Gram form costs 2 C K^2 flops, the two convolutions 4 M K C.
     const double M = rows_of(targets[0].shape());

@@ -212,6 +212,38 @@ FakeQuantResult fake_quantize_raw(const Tensor& x_in, const QuantScheme& s, cons
   return r;
 }
 
+SpanFakeQuantizer::SpanFakeQuantizer(const QuantScheme& s, const QParams& qp, bool want_mask) {
+  s.validate();
+  DEAREST_CHECK(!s.per_channel && !uses_mask(s.rounding), "SpanFakeQuantizer: needs a per-tensor scheme without mask rounding");
+  DEAREST_CHECK(qp.scale.numel() == 1 && qp.zero_point.numel() == 1 && qp.scale.dtype() == DType::F32 &&
+                    qp.zero_point.dtype() == DType::I32,
+                "SpanFakeQuantizer: needs one f32 scale and one i32 zero point");
+  Span base{};
+  base.sc = qp.scale.contiguous().data<float>()[0];
+  base.inv = 1.0f / base.sc;
+  base.z = qp.zero_point.contiguous().data<int32_t>()[0];
+  if (s.form == ScaleForm::DivideFloatZero) {
+    DEAREST_CHECK(qp.zero_float.defined() && qp.zero_float.numel() == 1, "SpanFakeQuantizer: the x/s+zf form needs a float zero point");
+    base.zf = qp.zero_float.contiguous().data<float>()[0];
+  }
+  // The same choice of kernel as fake_quantize_raw makes for every span.
+  const FloatSpanKernel fk = float_span_kernel(s, false, want_mask);
+  const SpanKernel ik = span_kernel(s.form, s.rounding);
+  const float qminf = float(s.qmin), qmaxf = float(s.qmax);
+  const bool use_float = fk && std::abs(int64_t(base.z)) < (int64_t(1) << 23);
+  const bool clamp = s.clamp;
+  const int64_t qmin = s.qmin, qmax = s.qmax;
+  run_ = [=](const float* x, float* y, uint8_t* in_range, int64_t n) {
+    Span sp = base;
+    sp.x = x;
+    sp.y = y;
+    sp.in_range = want_mask ? in_range : nullptr;
+    sp.n = n;
+    if (use_float) fk(sp, qminf, qmaxf);
+    else ik(sp, clamp, qmin, qmax);
+  };
+}
+
 Tensor fake_quantize(const Tensor& x, const QuantScheme& s, const QParams& qp, Ste ste, const Tensor& up) {
   const bool need = grad_enabled() && x.requires_grad();
   FakeQuantResult r = fake_quantize_raw(x, s, qp, up, false, need && ste == Ste::Clipped);

@@ -2,6 +2,8 @@
 // in float32, and its straight-through-estimator gradient. One place for forward, backward and
 // the kernel (the kernel is a plain loop: it is already the reference).
 #pragma once
+#include <functional>
+
 #include "quant/scheme.h"
 
 namespace dearest::quant {
@@ -22,6 +24,19 @@ struct FakeQuantResult {
 // (flip), ignored otherwise.
 FakeQuantResult fake_quantize_raw(const Tensor& x, const QuantScheme& s, const QParams& qp, const Tensor& up = {},
                                   bool want_q = false, bool want_mask = false);
+
+// fake_quantize_raw's arithmetic, bit for bit, on runs of contiguous floats under a per-tensor
+// scheme: for loops that quantize inside their own pass over a oneDNN op's output (EFRAP's fused
+// units) rather than writing the whole tensor out and reading it back.
+class SpanFakeQuantizer {
+ public:
+  SpanFakeQuantizer(const QuantScheme& s, const QParams& qp, bool want_mask);
+  // y[k] = the fake-quantized x[k]; in_range[k] as FakeQuantResult::in_range (when asked for).
+  void operator()(const float* x, float* y, uint8_t* in_range, int64_t n) const { run_(x, y, in_range, n); }
+
+ private:
+  std::function<void(const float*, float*, uint8_t*, int64_t)> run_;
+};
 
 // The differentiable op.
 Tensor fake_quantize(const Tensor& x, const QuantScheme& s, const QParams& qp, Ste ste = Ste::Clipped,

@@ -153,5 +153,23 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 // Reorders a blocked tensor to plain NCHW; implemented by the oneDNN backend.
 Tensor blocked_to_plain(const Tensor& t);
+// `t` with its bytes laid out as `like`'s (the same logical shape): `t` itself when they already
+// are, else a reorder. Lets a loop over a oneDNN op's blocked output read a second tensor in the
+// same byte order.
+Tensor to_layout_of(const Tensor& t, const Tensor& like);
+
+// Where a tensor's channels (dim 1) sit in its bytes, when they form [N][C/B][S][B] with S the
+// product of the dims after the channels: element (n, c, s) is at
+//   n * n_stride + (c / block) * block_stride + s * block + c % block.
+// Plain contiguous tensors have block 1, NHWC has block C, oneDNN's nChw8c/nChw16c 8/16.
+// `channels` counts the padded channels (oneDNN pads C up to a multiple of the block; the padding
+// holds no element). block = 0: the bytes have another layout.
+struct ChannelBlocks {
+  int64_t block = 0, n_stride = 0, block_stride = 0, channels = 0;
+  bool operator==(const ChannelBlocks& o) const {
+    return block == o.block && n_stride == o.n_stride && block_stride == o.block_stride && channels == o.channels;
+  }
+};
+ChannelBlocks channel_blocks(const Tensor& t);
 
 }  // namespace dearest

@@ -53,6 +53,12 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   return y;
 }
 
+Tensor conv2d_input_layout(const Tensor& x, const Shape& w_shape, bool with_bias, const Conv2dParams& p) {
+  ref::ConvGeom g = geometry(x.shape(), w_shape, p, "conv2d_input_layout");
+  if (g.N == 0 || !use_fast(x.dtype())) return x;
+  return dnnlk::conv2d_input_layout(x, w_shape, with_bias, p);
+}
+
 Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_shape, bool with_bias,
                             const Conv2dParams& p) {
   ref::ConvGeom g = geometry(x_shape, w.shape(), p, "conv2d_backward_data");

@@ -7,6 +7,9 @@
 namespace dearest::raw {
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p);
+// `x` with its bytes in the layout conv2d's kernel reads for this geometry (plain under the
+// reference backend): a loop that convolves the same input many times reorders it once.
+Tensor conv2d_input_layout(const Tensor& x, const Shape& w_shape, bool with_bias, const Conv2dParams& p);
 Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_shape, bool with_bias,
                             const Conv2dParams& p);
 struct ConvWeightGrads {

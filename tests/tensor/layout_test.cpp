@@ -44,5 +44,43 @@ TEST(Layout, OneDnnChainsStayBlockedAndAgreeWithPlain) {
   EXPECT_ERROR_CONTAINS(blocked[0].data<float>(), "blocked", "plain()");
 }
 
+// channel_blocks addresses every element of a blocked convolution output where plain() finds it,
+// with channel counts that fill the block and that leave padding; to_layout_of puts a plain tensor
+// into those bytes.
+TEST(Layout, ChannelBlocksAddressBlockedAndPlainBytes) {
+  for (int64_t C : {16, 32, 24, 3}) {
+    Conv2dParams p;
+    p.pad_h = p.pad_w = 1;
+    Tensor x = test::randn({3, 16, 5, 7}, 4), w = test::randn({C, 16, 3, 3}, 5);
+    Tensor z = conv2d(x, w, Tensor(), p);
+    const ChannelBlocks cb = channel_blocks(z);
+    ASSERT_GT(cb.block, 0) << "C = " << C;
+    EXPECT_EQ(cb.channels % cb.block, 0);
+    EXPECT_GE(cb.channels, C);
+    const Tensor zp = z.plain().contiguous();
+    const float* bytes = z.is_blocked() ? static_cast<const float*>(z.storage()->data()) : z.data<float>();
+    const int64_t S = 35;
+    int64_t mismatches = 0;
+    for (int64_t n = 0; n < 3; ++n)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t s = 0; s < S; ++s) {
+          const int64_t at = n * cb.n_stride + (c / cb.block) * cb.block_stride + s * cb.block + c % cb.block;
+          mismatches += bytes[at] != zp.data<float>()[(n * C + c) * S + s];
+        }
+    EXPECT_EQ(mismatches, 0) << "C = " << C;
+    const Tensor t = test::randn(z.shape(), 6);
+    const Tensor laid = to_layout_of(t, z);
+    EXPECT_TRUE(channel_blocks(laid) == cb);
+    EXPECT_TRUE(test::bitwise_equal(laid.plain(), t));
+  }
+  const Tensor plain = test::randn({2, 5, 3}, 7);
+  const ChannelBlocks pb = channel_blocks(plain);
+  EXPECT_EQ(pb.block, 1);
+  EXPECT_EQ(pb.n_stride, 15);
+  EXPECT_EQ(pb.block_stride, 3);
+  EXPECT_EQ(channel_blocks(plain.permute({0, 2, 1})).block, 0);  // a strided view: no addressing
+  EXPECT_ERROR_CONTAINS(to_layout_of(plain, test::randn({2, 5}, 8)), "cannot take the layout");
+}
+
 }  // namespace
 }  // namespace dearest::raw

@@ -107,6 +107,12 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w, const Tensor& bias, c
   fail("conv2d_forward (oneDNN): ", e.what());
 }
 
+Tensor conv2d_input_layout(const Tensor& x, const Shape& w_shape, bool with_bias, const Conv2dParams& p) try {
+  return reorder_to(dense(x), entry(ConvKey{x.shape(), w_shape, with_bias, p}).fwd_pd.src_desc());
+} catch (const dnnl::error& e) {
+  fail("conv2d_input_layout (oneDNN): ", e.what());
+}
+
 Tensor conv2d_backward_data(const Tensor& gy_in, const Tensor& w, const Shape& x_shape, bool with_bias,
                             const Conv2dParams& p) try {
   ConvKey k{x_shape, w.shape(), with_bias, p};

@@ -164,6 +164,47 @@ Tensor blocked_to_plain(const Tensor& t) {
   return dnnlk::reorder_to(t, dnnlk::plain_desc(t.shape(), t.dtype()));
 }
 
+Tensor to_layout_of(const Tensor& t, const Tensor& like) {
+  DEAREST_CHECK(t.shape() == like.shape() && t.dtype() == like.dtype(), "to_layout_of: ", t.describe(), " cannot take the layout of ",
+                like.describe());
+  if (!like.is_blocked()) {
+    DEAREST_CHECK(like.is_contiguous(), "to_layout_of: the plain layout to copy must be contiguous, got ", like.describe());
+    return t.plain().contiguous();
+  }
+  return dnnlk::reorder_to(t.is_blocked() ? t : t.contiguous(), like.blocked_layout()->md);
+}
+
+ChannelBlocks channel_blocks(const Tensor& t) {
+  ChannelBlocks r;
+  if (t.dim() < 2) return r;
+  const int64_t N = t.size(0), C = t.size(1);
+  int64_t S = 1;
+  for (int64_t i = 2; i < t.dim(); ++i) S *= t.size(i);
+  if (!t.is_blocked()) {
+    if (!t.is_contiguous()) return r;
+    return {1, C * S, S, C};
+  }
+  const dnnl_memory_desc_t& d = t.blocked_layout()->md.data;
+  const auto& b = d.format_desc.blocking;
+  if (d.format_kind != dnnl_blocked || d.ndims != t.dim() || d.offset0 != 0 || d.padded_dims[0] != N) return r;
+  int64_t B = 0;
+  if (b.inner_nblks == 0) B = b.strides[1] == 1 ? C : 1;  // channels last, or channels outer to the rest
+  else if (b.inner_nblks == 1 && b.inner_idxs[0] == 1) B = b.inner_blks[0];
+  else return r;
+  // The dims after the channels: dense, in order, each step `B` floats times the later dims.
+  int64_t inner = B;
+  for (int i = d.ndims - 1; i >= 2; --i) {
+    if (d.padded_dims[i] != d.dims[i] || (d.dims[i] != 1 && b.strides[i] != inner)) return r;
+    inner *= d.dims[i];
+  }
+  const int64_t Cp = d.padded_dims[1];
+  if (Cp % B != 0) return r;
+  const int64_t blocks = Cp / B;
+  const int64_t block_stride = blocks > 1 ? b.strides[1] : inner;
+  if (block_stride < inner || (N > 1 && b.strides[0] < blocks * block_stride)) return r;  // blocks must not overlap
+  return {B, b.strides[0], block_stride, Cp};
+}
+
 std::string dnnl_version_string() {
   const dnnl_version_t* v = dnnl_version();
   std::ostringstream os;
