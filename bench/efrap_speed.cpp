@@ -4,7 +4,9 @@
 // 10,000 iterations per layer, the same way bench/efrap_peer.py extrapolates the PyTorch peer.
 // The data are random images: the time does not depend on them.
 //
-//   bench_efrap_speed [--width 64] [--sample 40] [--iterations 10000] [--threads N] [--conv direct|winograd] [--json]
+//   bench_efrap_speed [--width 64] [--sample 40] [--iterations 10000] [--threads N] [--conv direct|winograd]
+//                     [--objective auto|gram|fused|graph] [--json]
+// --objective forces one way of computing L_A on every unit (each must allow it; auto: EFRAP's choice).
 #include <omp.h>
 
 #include <cstdio>
@@ -27,7 +29,7 @@ int main(int argc, char** argv) {
   int64_t width = 64, sample = 40, iterations = 10000;
   int threads = 0;
   bool json = false;
-  std::string conv = "direct";
+  std::string conv = "direct", objective = "auto";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -42,16 +44,19 @@ int main(int argc, char** argv) {
     else if (a == "--iterations") iterations = std::stoll(next());
     else if (a == "--threads") threads = std::stoi(next());
     else if (a == "--conv") conv = next();
+    else if (a == "--objective") objective = next();
     else if (a == "--json") json = true;
     else {
       std::fprintf(stderr,
                    "usage: bench_efrap_speed [--width 64] [--sample 40] [--iterations 10000] [--threads N] "
-                   "[--conv direct|winograd] [--json]\n");
+                   "[--conv direct|winograd] [--objective auto|gram|fused|graph] [--json]\n");
       return 2;
     }
   }
+  defenses::ObjectiveKind kind = defenses::ObjectiveKind::Auto;
   try {
     set_conv_algorithm(parse_conv_algorithm(conv));
+    kind = defenses::parse_objective_kind(objective);
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_efrap_speed: %s\n", e.what());
     return 2;
@@ -74,18 +79,21 @@ int main(int argc, char** argv) {
   defenses::EfrapOptions o;
   o.iterations = sample;
   o.curve_every = sample;
+  o.objective = kind;
   auto reps = defenses::efrap(q, *model, calib, o);
   double total = 0, setup = 0;
   Json layers = Json::array();
-  if (!json) std::printf("%-24s %10s %12s %14s\n", "layer", "setup s", "ms/iter", "extrapolated s");
+  if (!json) std::printf("%-24s %-7s %10s %12s %14s\n", "layer", "form", "setup s", "ms/iter", "extrapolated s");
   for (auto& r : reps) {
     const double per = r.loop_seconds / double(r.iterations);
     const double ext = r.setup_seconds + per * double(iterations);
     total += ext;
     setup += r.setup_seconds;
-    if (!json) std::printf("%-24s %10.2f %12.2f %14.0f\n", r.name.c_str(), r.setup_seconds, 1e3 * per, ext);
+    if (!json)
+      std::printf("%-24s %-7s %10.2f %12.2f %14.0f\n", r.name.c_str(), r.objective.c_str(), r.setup_seconds, 1e3 * per, ext);
     Json l = Json::object();
     l.set("layer", r.name);
+    l.set("objective", r.objective);
     l.set("setup_seconds", r.setup_seconds);
     l.set("ms_per_iteration", 1e3 * per);
     l.set("extrapolated_seconds", ext);
@@ -97,6 +105,7 @@ int main(int argc, char** argv) {
     j.set("model", spec.str());
     j.set("sample_iterations", sample);
     j.set("iterations", iterations);
+    j.set("objective", objective);
     j.set("threads", int64_t(omp_get_max_threads()));
     j.set("extrapolated_seconds", total);
     j.set("setup_seconds", setup);

@@ -375,6 +375,38 @@ TEST(EfrapObjective, TheFusedPassGivesTheSameBitsInEveryLayout) {
   EXPECT_EQ(checked, 20);
 }
 
+// Auto picks gram while its product costs less than the two convolutions: under Winograd, which
+// halves a 3x3 stride-1 convolution, it takes the fused form from K >= M on, not K >= 2M.
+TEST(EfrapObjective, AutoWeighsTheGramProductAgainstTheConvolutionAlgorithm) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=16", spec);
+  quant::QuantizedModel q(spec, *m, quant::preset("mqbench", 4));
+  auto data = calib(1, 8, 130);
+  q.calibrate(data);
+  for (auto& u : layer_units(q, *m)) {
+    if (u.layer->name != "layer3.1.conv2") continue;
+    // K = 64 * 9 = 576 weights per channel, M = 8 images * 8 * 8 = 512 rows: M <= K < 2M.
+    auto xq = layer_inputs(q.model(), *u.layer->module, data);
+    std::vector<Tensor> tg;
+    const Tensor w = u.layer->float_weight().detach().contiguous();
+    {
+      NoGradGuard ng;
+      for (auto& x : layer_inputs(*m, *u.float_layer, data)) tg.push_back(u.forward(x, w, false).contiguous());
+    }
+    ASSERT_EQ(tg[0].numel() / tg[0].size(1), 512);
+    {
+      ConvAlgorithmScope cs(ConvAlgorithm::Direct);
+      EXPECT_STREQ(make_unit_objective(u, xq, tg, w)->kind(), "gram");
+    }
+    {
+      ConvAlgorithmScope cs(ConvAlgorithm::Winograd);
+      EXPECT_STREQ(make_unit_objective(u, xq, tg, w)->kind(), "fused");
+    }
+    return;
+  }
+  FAIL() << "no layer3.1.conv2 unit";
+}
+
 EfrapOptions quick(int64_t iterations) {
   EfrapOptions o;
   o.iterations = iterations;
