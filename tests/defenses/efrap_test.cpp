@@ -4,6 +4,7 @@
 #include "defenses/efrap.h"
 
 #include <cmath>
+#include <memory>
 
 #include "autograd/ops.h"
 #include "nn/init.h"
@@ -94,7 +95,9 @@ TEST(EfrapRounding, SoftWeightStartsAtTheFloatWeightAndItsGradientIsTheFormula) 
   for (int64_t k = 0; k < V.numel(); ++k) {
     if (k == 3) continue;  // clamped
     const float x = p.floor_u.data<float>()[k] + p.frac.data<float>()[k] + p.zero.data<float>()[k / 8];
-    if (x >= 0 && x <= 15) EXPECT_NEAR(wt.data<float>()[k], s.W.data<float>()[k], 1e-6) << k;
+    if (x >= 0 && x <= 15) {
+      EXPECT_NEAR(wt.data<float>()[k], s.W.data<float>()[k], 1e-6) << k;
+    }
   }
   EXPECT_NEAR(wt.data<float>()[3], 0.7f, 1e-6);  // (15 - 8) * 0.1
   // Gradient: s_c sigmoid'(V) inside the clamp, 0 where clamped or on the grid.
@@ -293,26 +296,43 @@ TEST(EfrapRounding, TheFusedStepIsTheGraphGradientThenAdam) {
   }
 }
 
+// A calibrated MQBench W4A4 ResNet18 and, per unit, what EFRAP hands its objective: the inputs
+// through the quantized model, the float model's targets, the float weight, and a weight away from
+// the float one, as during the optimization.
+struct UnitCase {
+  nn::ModelSpec spec;
+  nn::ModulePtr m;
+  std::unique_ptr<quant::QuantizedModel> q;
+  std::vector<Tensor> data;
+  std::vector<LayerUnit> units;
+  UnitCase(const std::string& model, int batches, int64_t batch, uint64_t seed) {
+    m = warmed(model, spec);
+    q = std::make_unique<quant::QuantizedModel>(spec, *m, quant::preset("mqbench", 4));
+    data = calib(batches, batch, seed);
+    q->calibrate(data);
+    units = layer_units(*q, *m);
+  }
+  struct Inputs {
+    std::vector<Tensor> xq, tg;
+    Tensor w, wt;
+  };
+  Inputs inputs(const LayerUnit& u) const {
+    Inputs in;
+    in.xq = layer_inputs(q->model(), *u.layer->module, data);
+    in.w = u.layer->float_weight().detach().contiguous();
+    NoGradGuard ng;
+    for (auto& x : layer_inputs(*m, *u.float_layer, data)) in.tg.push_back(u.forward(x, in.w, false).contiguous());
+    in.wt = q->quantized_weight(*u.layer).contiguous();
+    return in;
+  }
+};
+
 // The three forms of L_A agree on every unit they apply to.
 TEST(EfrapObjective, GramFusedAndGraphAgree) {
-  nn::ModelSpec spec;
-  auto m = warmed("resnet18:width=4", spec);
-  quant::QuantizedModel q(spec, *m, quant::preset("mqbench", 4));
-  auto data = calib(2, 4, 110);
-  q.calibrate(data);
-  auto units = layer_units(q, *m);
+  UnitCase c("resnet18:width=4", 2, 4, 110);
   int gram = 0, fused = 0;
-  for (auto& u : units) {
-    auto xq = layer_inputs(q.model(), *u.layer->module, data);
-    auto xf = layer_inputs(*m, *u.float_layer, data);
-    std::vector<Tensor> tg;
-    const Tensor w = u.layer->float_weight().detach().contiguous();
-    {
-      NoGradGuard ng;
-      for (auto& x : xf) tg.push_back(u.forward(x, w, false).contiguous());
-    }
-    // A weight away from the float one, as during the optimization.
-    const Tensor wt = q.quantized_weight(*u.layer).contiguous();
+  for (auto& u : c.units) {
+    const auto [xq, tg, w, wt] = c.inputs(u);
     Tensor g_ref, g;
     auto graph = make_unit_objective(u, xq, tg, w, ObjectiveKind::Graph);
     const double ref = graph->value_and_grad(wt, 1, g_ref);
@@ -337,24 +357,11 @@ TEST(EfrapObjective, GramFusedAndGraphAgree) {
 // plain layout policy the same output comes reordered to NCHW. Loss and gradient are bit for bit
 // the same (the width gives layer 1 16 channels, one nChw16c block, and later layers several).
 TEST(EfrapObjective, TheFusedPassGivesTheSameBitsInEveryLayout) {
-  nn::ModelSpec spec;
-  auto m = warmed("resnet18:width=16", spec);
-  quant::QuantizedModel q(spec, *m, quant::preset("mqbench", 4));
-  auto data = calib(2, 4, 120);
-  q.calibrate(data);
-  auto units = layer_units(q, *m);
+  UnitCase c("resnet18:width=16", 2, 4, 120);
   int checked = 0;
-  for (auto& u : units) {
+  for (auto& u : c.units) {
     if (!u.layer->is_conv) continue;
-    auto xq = layer_inputs(q.model(), *u.layer->module, data);
-    auto xf = layer_inputs(*m, *u.float_layer, data);
-    std::vector<Tensor> tg;
-    const Tensor w = u.layer->float_weight().detach().contiguous();
-    {
-      NoGradGuard ng;
-      for (auto& x : xf) tg.push_back(u.forward(x, w, false).contiguous());
-    }
-    const Tensor wt = q.quantized_weight(*u.layer).contiguous();
+    const auto [xq, tg, w, wt] = c.inputs(u);
     Tensor g_blocked, g_plain;
     auto blocked = make_unit_objective(u, xq, tg, w, ObjectiveKind::Fused);
     const double v_blocked = blocked->value_and_grad(wt, 1, g_blocked);
@@ -378,21 +385,11 @@ TEST(EfrapObjective, TheFusedPassGivesTheSameBitsInEveryLayout) {
 // Auto picks gram while its product costs less than the two convolutions: under Winograd, which
 // halves a 3x3 stride-1 convolution, it takes the fused form from K >= M on, not K >= 2M.
 TEST(EfrapObjective, AutoWeighsTheGramProductAgainstTheConvolutionAlgorithm) {
-  nn::ModelSpec spec;
-  auto m = warmed("resnet18:width=16", spec);
-  quant::QuantizedModel q(spec, *m, quant::preset("mqbench", 4));
-  auto data = calib(1, 8, 130);
-  q.calibrate(data);
-  for (auto& u : layer_units(q, *m)) {
+  UnitCase c("resnet18:width=16", 1, 8, 130);
+  for (auto& u : c.units) {
     if (u.layer->name != "layer3.1.conv2") continue;
     // K = 64 * 9 = 576 weights per channel, M = 8 images * 8 * 8 = 512 rows: M <= K < 2M.
-    auto xq = layer_inputs(q.model(), *u.layer->module, data);
-    std::vector<Tensor> tg;
-    const Tensor w = u.layer->float_weight().detach().contiguous();
-    {
-      NoGradGuard ng;
-      for (auto& x : layer_inputs(*m, *u.float_layer, data)) tg.push_back(u.forward(x, w, false).contiguous());
-    }
+    const auto [xq, tg, w, wt] = c.inputs(u);
     ASSERT_EQ(tg[0].numel() / tg[0].size(1), 512);
     {
       ConvAlgorithmScope cs(ConvAlgorithm::Direct);
@@ -526,8 +523,9 @@ TEST(Efrap, LearnsOnPyTorchsFoldedGridWithAddInputQuantizers) {
   ASSERT_EQ(units.size(), 21u);
   EXPECT_EQ(units[2].describe(), "layer1.0.conv2 -> layer1.0.bn2 -> quantize(layer1.0.bn2:output)");
   for (auto& u : units)
-    if (u.layer->name == "layer2.0.downsample.0")
+    if (u.layer->name == "layer2.0.downsample.0") {
       EXPECT_EQ(u.describe(), "layer2.0.downsample.0 -> layer2.0.downsample.1 -> quantize(layer2.0.downsample:output)");
+    }
   {
     // The add's first input, as the model computes it: a hook sees the BN's output after its
     // output transform (the quantizer).
