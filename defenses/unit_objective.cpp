@@ -11,7 +11,6 @@
 #include "tensor/kernels/blas.h"
 #include "tensor/ops/conv.h"
 #include "tensor/ops/matmul.h"
-#include "tensor/runtime.h"
 
 namespace dearest::defenses {
 
@@ -201,7 +200,7 @@ class FusedObjective : public UnitObjective {
     const Tensor w0 = u_.layer->float_weight().detach().plain().contiguous();
     Tensor z = output(in_laid_[0], w0);
     if (channel_blocks(z).block == 0) z = z.plain().contiguous();
-    for (size_t b = 0; b < tg.size(); ++b) tg_laid_[b] = to_layout_of(tg[b].contiguous().reshape(z.shape()), z);
+    for (size_t b = 0; b < tg.size(); ++b) lay_out_target(b, z);
   }
 
   double value_and_grad(const Tensor& w, size_t b, Tensor& grad) override {
@@ -218,8 +217,7 @@ class FusedObjective : public UnitObjective {
     }
     // The target in z's layout (set up in the constructor: z's layout is the same at every
     // iteration; the pass reads both through the same addressing).
-    if (!tg_laid_[b].defined() || !(channel_blocks(tg_laid_[b]) == cb))
-      tg_laid_[b] = to_layout_of(tg_[b].contiguous().reshape(z.shape()), z);
+    if (!(channel_blocks(tg_laid_[b]) == cb)) lay_out_target(b, z);
     const double loss = tail_pass(z, cb, tg_laid_[b], out_shape);
     if (conv) {
       grad = raw::conv2d_backward_weights(grad_z_, x, w.shape(), false, conv_params()).w;
@@ -240,6 +238,7 @@ class FusedObjective : public UnitObjective {
     in_laid_[b] = u_.layer->is_conv ? raw::conv2d_input_layout(in_[b], w_shape, bias_.defined(), conv_params())
                                     : in_[b].contiguous();
   }
+  void lay_out_target(size_t b, const Tensor& z) { tg_laid_[b] = to_layout_of(tg_[b].contiguous().reshape(z.shape()), z); }
   Tensor output(const Tensor& x, const Tensor& w) const {
     return u_.layer->is_conv ? raw::conv2d(x, w, bias_, conv_params()) : raw::linear(x, w, bias_);
   }
@@ -257,9 +256,8 @@ class FusedObjective : public UnitObjective {
     const int64_t blocks = cb.channels / B, items = N * blocks;
     grad_z_ = like(z);
     part_.assign(size_t(N * C), 0.0);
-    const float* zd = z.is_blocked() ? static_cast<const float*>(z.storage()->data()) : z.data<float>();
-    const float* td = T.is_blocked() ? static_cast<const float*>(T.storage()->data()) : T.data<float>();
-    float* gz = grad_z_.is_blocked() ? static_cast<float*>(grad_z_.storage()->data()) : grad_z_.data<float>();
+    const float *zd = layout_floats(z), *td = layout_floats(T);
+    float* gz = layout_floats(grad_z_);
     const float *a = t_.a.data(), *bb = t_.b.data();
     const auto act = t_.act;
     const quant::SpanFakeQuantizer* sq = quant_ ? &*quant_ : nullptr;
@@ -451,13 +449,9 @@ std::unique_ptr<UnitObjective> make_unit_objective(const LayerUnit& u, const std
     const double M = rows_of(targets[0].shape());
     const double bytes = double(inputs.size()) * double(K) * double(K + C) * 4.0;
     double conv_share = 2.0;
-    if (u.layer->is_conv && conv_algorithm() == ConvAlgorithm::Winograd) {
-      const auto& p = static_cast<nn::Conv2d*>(u.layer->module)->params;
-      const Shape& ws = w_float.shape();
-      if (ws[2] == 3 && ws[3] == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 && p.dil_w == 1 &&
-          ws[1] >= 16)
-        conv_share = 1.0;
-    }
+    if (u.layer->is_conv && raw::conv2d_runs_winograd(inputs[0].shape(), w_float.shape(), layer_bias(u).defined(),
+                                                      static_cast<nn::Conv2d*>(u.layer->module)->params))
+      conv_share = 1.0;
     kind = gram_ok && double(K) < conv_share * M && bytes <= double(gram_budget_bytes) ? ObjectiveKind::Gram
            : fused_ok                                                              ? ObjectiveKind::Fused
                                                                                    : ObjectiveKind::Graph;

@@ -171,5 +171,8 @@ struct ChannelBlocks {
   }
 };
 ChannelBlocks channel_blocks(const Tensor& t);
+// The first float of `t`'s bytes in whatever layout they are (blocked or plain), for loops that
+// address them through channel_blocks.
+float* layout_floats(const Tensor& t);
 
 }  // namespace dearest

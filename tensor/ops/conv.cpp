@@ -53,6 +53,12 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   return y;
 }
 
+bool conv2d_runs_winograd(const Shape& x_shape, const Shape& w_shape, bool with_bias, const Conv2dParams& p) {
+  ref::ConvGeom g = geometry(x_shape, w_shape, p, "conv2d_runs_winograd");
+  if (g.N == 0 || backend() != Backend::Fast || conv_algorithm() != ConvAlgorithm::Winograd) return false;
+  return dnnlk::conv2d_runs_winograd(x_shape, w_shape, with_bias, p);
+}
+
 Tensor conv2d_input_layout(const Tensor& x, const Shape& w_shape, bool with_bias, const Conv2dParams& p) {
   ref::ConvGeom g = geometry(x.shape(), w_shape, p, "conv2d_input_layout");
   if (g.N == 0 || !use_fast(x.dtype())) return x;

@@ -58,7 +58,7 @@ TEST(Layout, ChannelBlocksAddressBlockedAndPlainBytes) {
     EXPECT_EQ(cb.channels % cb.block, 0);
     EXPECT_GE(cb.channels, C);
     const Tensor zp = z.plain().contiguous();
-    const float* bytes = z.is_blocked() ? static_cast<const float*>(z.storage()->data()) : z.data<float>();
+    const float* bytes = layout_floats(z);
     const int64_t S = 35;
     int64_t mismatches = 0;
     for (int64_t n = 0; n < 3; ++n)

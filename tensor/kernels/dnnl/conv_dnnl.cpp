@@ -107,6 +107,12 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w, const Tensor& bias, c
   fail("conv2d_forward (oneDNN): ", e.what());
 }
 
+bool conv2d_runs_winograd(const Shape& x_shape, const Shape& w_shape, bool with_bias, const Conv2dParams& p) try {
+  return entry(ConvKey{x_shape, w_shape, with_bias, p}).alg == dnnl::algorithm::convolution_winograd;
+} catch (const dnnl::error& e) {
+  fail("conv2d_runs_winograd (oneDNN): ", e.what());
+}
+
 Tensor conv2d_input_layout(const Tensor& x, const Shape& w_shape, bool with_bias, const Conv2dParams& p) try {
   return reorder_to(dense(x), entry(ConvKey{x.shape(), w_shape, with_bias, p}).fwd_pd.src_desc());
 } catch (const dnnl::error& e) {

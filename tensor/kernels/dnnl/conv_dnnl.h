@@ -12,6 +12,8 @@ namespace dearest::dnnlk {
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p);
 Tensor conv2d_backward_data(const Tensor& gy, const Tensor& w, const Shape& x_shape, bool with_bias,
                             const Conv2dParams& p);
+// Whether the forward pass of this convolution runs Winograd (asked for and available here).
+bool conv2d_runs_winograd(const Shape& x_shape, const Shape& w_shape, bool with_bias, const Conv2dParams& p);
 // `x` in the layout the forward pass of this convolution reads.
 Tensor conv2d_input_layout(const Tensor& x, const Shape& w_shape, bool with_bias, const Conv2dParams& p);
 // gbias is left undefined when with_bias is false.

@@ -205,6 +205,11 @@ ChannelBlocks channel_blocks(const Tensor& t) {
   return {B, b.strides[0], block_stride, Cp};
 }
 
+float* layout_floats(const Tensor& t) {
+  DEAREST_CHECK(t.dtype() == DType::F32, "layout_floats: an f32 tensor, got ", t.describe());
+  return t.is_blocked() ? static_cast<float*>(t.storage()->data()) : t.data<float>();
+}
+
 std::string dnnl_version_string() {
   const dnnl_version_t* v = dnnl_version();
   std::ostringstream os;
