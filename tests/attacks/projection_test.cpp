@@ -48,8 +48,9 @@ TEST(Projection, KeepsEveryIntegerAndScaleOnEveryGrid) {
     const std::string& name = after[i].first;
     const bool layer_weight = std::find(proj.weight_names().begin(), proj.weight_names().end(), name) != proj.weight_names().end();
     if (!layer_weight) {
-      if (name.find("running") == std::string::npos && name.find("num_batches") == std::string::npos)
+      if (name.find("running") == std::string::npos && name.find("num_batches") == std::string::npos) {
         EXPECT_TRUE(test::bitwise_equal(after[i].second, anchor[i])) << name << " was not reset";
+      }
       continue;
     }
     moved += test::max_abs_diff(after[i].second, anchor[i]) > 0;

@@ -73,7 +73,9 @@ TEST(NeuralCleanse, ReverseEngineeringGivesAMaskAndPatternInRange) {
   }
   EXPECT_GE(lo, 0.0);
   EXPECT_LE(hi, 1.0);
-  if (!t.reached) EXPECT_NEAR(t.l1, sum, 1e-3 * sum);
+  if (!t.reached) {
+    EXPECT_NEAR(t.l1, sum, 1e-3 * sum);
+  }
   EXPECT_GE(t.success, 0.0);
   EXPECT_ERROR_CONTAINS(reverse_engineer(*m, clean, "synthetic", 10, o), "label 10 outside [0, 10)");
 }

@@ -77,7 +77,9 @@ TEST_P(TorchModels, LogitsLossRunningStatsAndGradients) {
       std::printf("note: %s after_train_forward.* disagree with one forward on the fixture's input (%s running_mean "
                   "off by %.3g); not compared\n", GetParam().name.c_str(), first_bn.c_str(), gap);
       for (auto& [n, b] : m->named_buffers())
-        if (n == first_bn + ".running_mean") EXPECT_LT(test::max_abs_diff(b, implied), 1e-6);
+        if (n == first_bn + ".running_mean") {
+          EXPECT_LT(test::max_abs_diff(b, implied), 1e-6);
+        }
     }
   }
   backward(loss);
