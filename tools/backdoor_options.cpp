@@ -12,6 +12,11 @@ std::map<std::string, std::string> file_metadata(const std::string& path) {
   return m;
 }
 
+void copy_backdoor_metadata(const std::map<std::string, std::string>& from, std::map<std::string, std::string>& to) {
+  for (const char* k : {"attack", "trigger", "trigger_spec", "target", "source_classes", "attack_params"})
+    if (from.count(k) && !to.count(k)) to[k] = from.at(k);
+}
+
 void add_backdoor_options(po::options_description& d) {
   d.add_options()("trigger", po::value<std::string>(), "trigger spec (default: the one dearest attack recorded in the file)")
       ("target", po::value<int>(), "target label (default: recorded, else 0)")

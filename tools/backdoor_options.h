@@ -11,6 +11,10 @@
 namespace dearest::cli {
 
 std::map<std::string, std::string> file_metadata(const std::string& path);
+// The backdoor entries dearest attack records (attack, trigger, trigger_spec, target, source
+// classes, attack parameters), copied from `from` into `to`: a model made from a backdoored one
+// (quantized, defended) stays judgeable without --trigger.
+void copy_backdoor_metadata(const std::map<std::string, std::string>& from, std::map<std::string, std::string>& to);
 void add_backdoor_options(po::options_description& d);
 // data, trigger, target, sources, include_target, images and batch of a JudgeOptions.
 // `trigger_spec`, when given, receives the trigger's spec text (to record with a defended model).

@@ -167,6 +167,7 @@ int defend(const po::variables_map& vm) {
   std::map<std::string, std::string> qmeta = {{"source_model", file}, {"dataset", vm["data"].as<std::string>()},
                                               {"defense", method}, {"trigger_spec", trigger_spec},
                                               {"target", std::to_string(jo.target)}, {"runtime", runtime_manifest_json()}};
+  copy_backdoor_metadata(lm.meta, qmeta);  // the source classes, the attack's name and parameters
   if (method == "efrap") qmeta["efrap_report"] = defenses::efrap_reports_json(reports).dump();
   quant::save_quantized(out + "/quantized.safetensors", q, qmeta);
 

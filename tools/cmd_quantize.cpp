@@ -20,6 +20,7 @@
 #include "quant/integer_model.h"
 #include "quant/serialize.h"
 #include "tensor/runtime.h"
+#include "tools/backdoor_options.h"
 #include "tools/cli.h"
 
 namespace dearest::cli {
@@ -111,9 +112,12 @@ int quantize(const po::variables_map& vm) {
             << q.activation_quantizers().size() << " activation quantizers, calibration " << t_calib << " s on "
             << calib.size() << " batches\n";
   std::filesystem::create_directories(out);
-  quant::save_quantized(out + "/quantized.safetensors", q,
-                        {{"source_model", vm["model"].as<std::string>()}, {"dataset", vm["data"].as<std::string>()},
-                         {"quantize_config", config_text(vm)}, {"runtime", runtime_manifest_json()}});
+  std::map<std::string, std::string> qmeta = {{"source_model", vm["model"].as<std::string>()},
+                                              {"dataset", vm["data"].as<std::string>()},
+                                              {"quantize_config", config_text(vm)},
+                                              {"runtime", runtime_manifest_json()}};
+  copy_backdoor_metadata(lm.meta, qmeta);
+  quant::save_quantized(out + "/quantized.safetensors", q, qmeta);
   auto wa = quant::audit_weights(q);
   std::vector<Tensor> audit_batches(calib.begin(), calib.begin() + std::min<size_t>(calib.size(), 4));
   auto aa = quant::audit_activations(q, audit_batches);

@@ -269,14 +269,16 @@ int defend_removal(const po::variables_map& vm) {
   } else {
     defended = measure(*model, method);
   }
-  if (ste)
-    quant::save_quantized(out + "/quantized.safetensors", *q,
-                          {{"source_model", file}, {"dataset", vm["data"].as<std::string>()}, {"defense", method + "-ste"},
-                           {"trigger_spec", trigger_spec}, {"target", std::to_string(jo.target)}, {"runtime", runtime_manifest_json()}});
+  nn::Metadata meta = {{"source_model", file}, {"dataset", vm["data"].as<std::string>()}, {"defense", method},
+                       {"trigger_spec", trigger_spec}, {"target", std::to_string(jo.target)}, {"runtime", runtime_manifest_json()}};
+  copy_backdoor_metadata(lm.meta, meta);
+  if (ste) {
+    nn::Metadata qmeta = meta;
+    qmeta["defense"] = method + "-ste";
+    quant::save_quantized(out + "/quantized.safetensors", *q, qmeta);
+  }
   const double dtm = dtm_of(defended);
-  nn::save_model(out + "/model.safetensors", ste ? q->model() : *model, spec,
-                 {{"source_model", file}, {"dataset", vm["data"].as<std::string>()}, {"defense", method},
-                  {"trigger_spec", trigger_spec}, {"target", std::to_string(jo.target)}, {"runtime", runtime_manifest_json()}});
+  nn::save_model(out + "/model.safetensors", ste ? q->model() : *model, spec, meta);
 
   Json sum = Json::object();
   sum.set("method", method);

@@ -68,6 +68,13 @@ grep -q "mcr-ste t=0.[19]0 mqbench@4" "$t/mcr-ste.txt" || fail "mcr --ste printe
 grep -qF 'prune=layer4' "$t/fp/summary.json" || fail "fp: the defended model is not the pruned one"
 "$bin" audit --quantized "$t/efrap/quantized.safetensors" > "$t/audit.txt"
 grep -q "flip" "$t/audit.txt" || fail "audit shows no EFRAP report"
+# A model made from a backdoored one keeps its backdoor's record: judge needs no --trigger.
+# shellcheck disable=SC2086
+"$bin" quantize $common --preset qu-anti-zation --bits 4 --out "$t/quantized" > /dev/null 2>&1
+for f in "$t/quantized/quantized.safetensors" "$t/efrap/quantized.safetensors"; do
+  "$bin" judge --model "$f" --data synthetic:512 > /dev/null 2> "$t/judge.err" || { cat "$t/judge.err" >&2; fail "judge $f without --trigger"; }
+done
+grep -qF "attack_params" "$t/quantized/quantized.safetensors" || fail "quantize dropped the attack's record"
 # A finished run resumes from its progress file: every layer done, nothing learned again.
 # shellcheck disable=SC2086
 "$bin" defend efrap $common --bits 4 --iterations 20 --standard "$std" --out "$t/efrap" 2> "$t/resume.err" > /dev/null
