@@ -57,7 +57,8 @@ DatasetPtr filter_classes(const DatasetPtr& ds, const std::vector<int32_t>& clas
     DEAREST_CHECK(c >= 0 && c < ds->num_classes(), ds->describe(), ": class ", c, " out of range [0, ",
                   ds->num_classes(), ")");
     keep[size_t(c)] = true;
-    names += (names.empty() ? "" : ",") + std::to_string(c);
+    if (!names.empty()) names += ',';
+    names += std::to_string(c);
   }
   std::vector<int64_t> idx;
   for (int64_t i = 0; i < ds->size(); ++i)

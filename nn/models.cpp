@@ -14,7 +14,7 @@ ModelSpec ModelSpec::parse(const std::string& text) {
   s.arch = text.substr(0, colon);
   if (s.arch == "vgg16-bn" || s.arch == "vgg16_bn") {
     s.arch = "vgg16";
-    s.opts["bn"] = "1";
+    s.opts.insert_or_assign("bn", "1");
   } else if (s.arch == "vgg16") {
     s.opts.emplace("bn", "0");
   }
