@@ -16,18 +16,43 @@ Tensor named(const nn::StateDict& sd, const std::string& key) {
   fail("emulation: batch norm without ", key);
 }
 
+std::string parent_of(const std::string& name) {
+  const size_t d = name.rfind('.');
+  return d == std::string::npos ? std::string() : name.substr(0, d);
+}
+
+std::string leaf_of(const std::string& name) {
+  const size_t d = name.rfind('.');
+  return d == std::string::npos ? name : name.substr(d + 1);
+}
+
+// The residual block whose input this conv reads under producer placement (conv1 and the
+// downsample conv of a BasicBlock), or "" where the conv's input has no other reader.
+std::string producer_block(const std::map<std::string, nn::Module*>& by_name, const std::string& name) {
+  const std::string parent = parent_of(name);
+  auto it = by_name.find(parent);
+  if (it != by_name.end() && it->second->type() == "BasicBlock" && leaf_of(name) == "conv1") return parent;
+  if (leaf_of(parent) == "downsample" && leaf_of(name) == "0") return parent_of(parent);
+  return "";
+}
+
 }  // namespace
 
 QuantEmulation::QuantEmulation(nn::Module& model, const quant::QuantConfig& config, const std::vector<int>& bits,
                                quant::Ste ste)
     : model_(model), active_(std::make_shared<int>(0)) {
   DEAREST_CHECK(!bits.empty(), "emulation: no bit width");
-  DEAREST_CHECK(config.placement == quant::Placement::Consumer || config.a_bits == 0,
-                "emulation: activations are emulated at each layer's input (consumer placement) only");
+  DEAREST_CHECK(config.a_bits == 0 || (!config.quantize_add_inputs && !config.pool_passthrough), "emulation: ",
+                config.preset, "'s integer-runtime activations (residual-add inputs, pooled grids) are not emulated");
   auto mods = model.named_modules();
+  const std::map<std::string, nn::Module*> by_name(mods.begin(), mods.end());
   std::vector<size_t> convlin;
+  std::string last_linear;
   for (size_t i = 0; i < mods.size(); ++i)
-    if (mods[i].second->type() == "Conv2d" || mods[i].second->type() == "Linear") convlin.push_back(i);
+    if (mods[i].second->type() == "Conv2d" || mods[i].second->type() == "Linear") {
+      convlin.push_back(i);
+      if (mods[i].second->type() == "Linear") last_linear = mods[i].first;
+    }
   for (size_t k = 0; k < convlin.size(); ++k) {
     const auto& [name, m] = mods[convlin[k]];
     const bool is_conv = m->type() == "Conv2d";
@@ -35,19 +60,29 @@ QuantEmulation::QuantEmulation(nn::Module& model, const quant::QuantConfig& conf
     Layer l;
     l.module = m;
     l.is_conv = is_conv;
+    // As QuantizedModel: the first conv and the last linear keep first_last_bits (MQBench: 8).
+    const bool edge = (k == 0 || name == last_linear) && config.first_last_bits > 0;
+    const std::string block =
+        config.a_bits && config.placement == quant::Placement::Producer ? producer_block(by_name, name) : "";
     for (int b : bits) {
       DEAREST_CHECK(b >= 2 && b <= 8, "emulation: bit width ", b, " outside 2..8");
       quant::QuantConfig c = config;
       c.set_bits(b, config.a_bits ? b : 0);
-      auto wq = std::make_shared<quant::TensorQuantizer>(is_conv ? c.conv_weight : c.linear_weight, c.weight_obs, ste);
+      const int wb = edge ? config.first_last_bits : b;
+      auto wq = std::make_shared<quant::TensorQuantizer>((is_conv ? c.conv_weight : c.linear_weight).with_bits(wb),
+                                                         c.weight_obs, ste);
       wq->mode = quant::TensorQuantizer::Mode::Dynamic;
       l.weight[b] = wq;
       l.nearest[b] = wq->scheme();
-      if (config.a_bits) {
-        auto aq = std::make_shared<quant::TensorQuantizer>(c.act, c.act_obs, ste);
-        aq->mode = quant::TensorQuantizer::Mode::Dynamic;
-        l.input[b] = aq;
-      }
+      if (!config.a_bits) continue;
+      // Producer placement: one quantizer on the block's input, read by conv1, the downsample
+      // conv and the identity path alike (QuantizedModel puts it in the same place).
+      if (!block.empty() && block_inputs_.count(block) && block_inputs_[block].count(b)) continue;
+      auto aq = std::make_shared<quant::TensorQuantizer>(c.act.with_bits(edge ? config.first_last_bits : b), c.act_obs,
+                                                         ste);
+      aq->mode = quant::TensorQuantizer::Mode::Dynamic;
+      if (block.empty()) l.input[b] = aq;
+      else block_inputs_[block][b] = aq;
     }
     // CompArtifact's fused conv+BN: the BN right after the conv scales its weight.
     nn::BatchNorm2d* bn = nullptr;
@@ -76,9 +111,16 @@ QuantEmulation::QuantEmulation(nn::Module& model, const quant::QuantConfig& conf
     if (is_conv) static_cast<nn::Conv2d*>(m)->weight_transform = wt;
     else static_cast<nn::Linear*>(m)->weight_transform = wt;
     if (config.a_bits) {
-      DEAREST_CHECK(!m->has_input_transform(), "emulation: ", name, " already has an input transform");
-      auto aqs = l.input;
-      m->set_input_transform([active, aqs](const Tensor& x) { return *active == 0 ? x : (*aqs.at(*active))(x); });
+      nn::Module* reader = block.empty() ? m : by_name.at(block);
+      if (!block.empty() && std::find(blocks_.begin(), blocks_.end(), reader) != blocks_.end()) {
+        // the block's quantizer is already in place (conv1 came first)
+      } else {
+        DEAREST_CHECK(!reader->has_input_transform(), "emulation: ", block.empty() ? name : block,
+                      " already has an input transform");
+        auto aqs = block.empty() ? l.input : block_inputs_.at(block);
+        reader->set_input_transform([active, aqs](const Tensor& x) { return *active == 0 ? x : (*aqs.at(*active))(x); });
+        if (!block.empty()) blocks_.push_back(reader);
+      }
     }
     layers_.push_back(std::move(l));
     names_.push_back(name);
@@ -92,6 +134,7 @@ QuantEmulation::~QuantEmulation() {
     else static_cast<nn::Linear*>(l.module)->weight_transform = nullptr;
     if (!l.input.empty()) l.module->set_input_transform(nullptr);
   }
+  for (nn::Module* b : blocks_) b->set_input_transform(nullptr);
 }
 
 std::vector<Shape> QuantEmulation::weight_shapes() const {

@@ -18,7 +18,10 @@ namespace dearest::attacks {
 
 class QuantEmulation {
  public:
-  // `config` gives the schemes, the layers (layers/skip prefixes, quantize_first/linear), whether
+  // `config` gives the schemes, the layers (layers/skip prefixes, quantize_first/linear, the
+  // first conv's and last linear's first_last_bits), the placement of the input quantizers
+  // (producer: a residual block's input quantized once for conv1, the downsample conv and the
+  // identity path, as QuantizedModel does; consumer: at each conv/linear input), whether
   // weights are BN-folded (CompArtifact: the folded weight W*g/sqrt(var+eps) is fake-quantized and
   // divided back, BN then runs as usual) and whether inputs are quantized (a_bits > 0: at every
   // quantized conv/linear input). One set of quantizers per width in `bits`.
@@ -51,6 +54,9 @@ class QuantEmulation {
   std::shared_ptr<int> active_;
   std::vector<Layer> layers_;
   std::vector<std::string> names_;
+  // Producer placement: the input quantizers of residual blocks per width, and the blocks carrying them.
+  std::map<std::string, std::map<int, std::shared_ptr<quant::TensorQuantizer>>> block_inputs_;
+  std::vector<nn::Module*> blocks_;
 };
 
 }  // namespace dearest::attacks

@@ -49,6 +49,47 @@ TEST(Emulation, OffIsFloatOnIsTheQuantizedModel) {
   }
 }
 
+// MQBench's scheme with per-batch ranges: producer placement (a block's input quantized once, the
+// identity path included) and 8-bit first and last layers, as QuantizedModel builds them.
+TEST(Emulation, ProducerPlacementAndEightBitEndsAreTheQuantizedModel) {
+  for (std::string arch : {"resnet18:width=4", "vgg16-bn:width=4"}) {
+    nn::ModelSpec spec;
+    auto m = warmed(arch, spec);
+    const Tensor x = test::randn({6, 3, 32, 32}, 9);
+    quant::QuantConfig c = quant::preset("mqbench", 4);
+    c.dynamic_weights = c.dynamic_acts = true;
+    ASSERT_EQ(c.placement, quant::Placement::Producer);
+    ASSERT_EQ(c.first_last_bits, 8);
+    quant::QuantizedModel qm(spec, *m, c);
+    qm.calibrate({});
+    Tensor want;
+    {
+      NoGradGuard ng;
+      want = qm(x);
+    }
+    QuantEmulation emu(*m, quant::preset("mqbench"), {8, 4}, quant::Ste::Plain);
+    NoGradGuard ng;
+    emu.use(4);
+    EXPECT_TRUE(test::bitwise_equal((*m)(x), want)) << arch;
+    // Consumer placement leaves the identity path float: another function on a ResNet.
+    quant::QuantConfig consumer = c;
+    consumer.placement = quant::Placement::Consumer;
+    quant::QuantizedModel qc(spec, *m, consumer);
+    qc.calibrate({});
+    emu.use(0);
+    if (arch.rfind("resnet", 0) == 0) {
+      EXPECT_GT(test::max_abs_diff(qc(x), want), 1e-4) << arch;
+    }
+    // All 4-bit ends: another function too.
+    quant::QuantConfig ends4 = c;
+    ends4.first_last_bits = 0;
+    ends4.set_bits(4, 4);
+    quant::QuantizedModel q4(spec, *m, ends4);
+    q4.calibrate({});
+    EXPECT_GT(test::max_abs_diff(q4(x), want), 1e-4) << arch;
+  }
+}
+
 TEST(Emulation, GradientsReachTheSharedWeights) {
   nn::ModelSpec spec;
   auto m = warmed("resnet18:width=4", spec);
@@ -126,6 +167,7 @@ TEST(Emulation, ClearErrors) {
   EXPECT_ERROR_CONTAINS(QuantEmulation(*m, c, {8}), "no conv/linear layer");
   QuantEmulation emu(*m, quant::preset("qu-anti-zation"), {8});
   EXPECT_ERROR_CONTAINS(emu.use(4), "width 4 was not set up");
+  EXPECT_ERROR_CONTAINS(QuantEmulation(*m, quant::preset("pytorch-fbgemm"), {8}), "are not emulated");
 }
 
 }  // namespace
