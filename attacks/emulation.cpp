@@ -39,11 +39,14 @@ std::string producer_block(const std::map<std::string, nn::Module*>& by_name, co
 }  // namespace
 
 QuantEmulation::QuantEmulation(nn::Module& model, const quant::QuantConfig& config, const std::vector<int>& bits,
-                               quant::Ste ste)
-    : model_(model), active_(std::make_shared<int>(0)) {
+                               quant::Ste ste, bool observed_ranges)
+    : model_(model), active_(std::make_shared<int>(0)), observing_(std::make_shared<bool>(false)),
+      observed_ranges_(observed_ranges) {
   DEAREST_CHECK(!bits.empty(), "emulation: no bit width");
   DEAREST_CHECK(config.a_bits == 0 || (!config.quantize_add_inputs && !config.pool_passthrough), "emulation: ",
                 config.preset, "'s integer-runtime activations (residual-add inputs, pooled grids) are not emulated");
+  const auto dynamic =
+      observed_ranges ? quant::TensorQuantizer::Mode::DynamicObserved : quant::TensorQuantizer::Mode::Dynamic;
   auto mods = model.named_modules();
   const std::map<std::string, nn::Module*> by_name(mods.begin(), mods.end());
   std::vector<size_t> convlin;
@@ -71,7 +74,7 @@ QuantEmulation::QuantEmulation(nn::Module& model, const quant::QuantConfig& conf
       const int wb = edge ? config.first_last_bits : b;
       auto wq = std::make_shared<quant::TensorQuantizer>((is_conv ? c.conv_weight : c.linear_weight).with_bits(wb),
                                                          c.weight_obs, ste);
-      wq->mode = quant::TensorQuantizer::Mode::Dynamic;
+      wq->mode = dynamic;
       l.weight[b] = wq;
       l.nearest[b] = wq->scheme();
       if (!config.a_bits) continue;
@@ -80,7 +83,8 @@ QuantEmulation::QuantEmulation(nn::Module& model, const quant::QuantConfig& conf
       if (!block.empty() && block_inputs_.count(block) && block_inputs_[block].count(b)) continue;
       auto aq = std::make_shared<quant::TensorQuantizer>(c.act.with_bits(edge ? config.first_last_bits : b), c.act_obs,
                                                          ste);
-      aq->mode = quant::TensorQuantizer::Mode::Dynamic;
+      // observed: Fixed, with the qparams observe_ranges sets (none before: a clear error)
+      aq->mode = observed_ranges ? quant::TensorQuantizer::Mode::Fixed : dynamic;
       if (block.empty()) l.input[b] = aq;
       else block_inputs_[block][b] = aq;
     }
@@ -118,7 +122,12 @@ QuantEmulation::QuantEmulation(nn::Module& model, const quant::QuantConfig& conf
         DEAREST_CHECK(!reader->has_input_transform(), "emulation: ", block.empty() ? name : block,
                       " already has an input transform");
         auto aqs = block.empty() ? l.input : block_inputs_.at(block);
-        reader->set_input_transform([active, aqs](const Tensor& x) { return *active == 0 ? x : (*aqs.at(*active))(x); });
+        auto observing = observing_;
+        reader->set_input_transform([active, observing, aqs](const Tensor& x) {
+          if (*observing)
+            for (auto& [b, q] : aqs) q->set_qparams(q->observed_qparams(x));
+          return *active == 0 ? x : (*aqs.at(*active))(x);
+        });
         if (!block.empty()) blocks_.push_back(reader);
       }
     }
@@ -169,6 +178,23 @@ void QuantEmulation::set_flip_masks(int bits, const std::vector<Tensor>& masks) 
                   names_[i], " must be u8 ", shape_str(shapes[i]), ", got ", masks[i].describe());
     it->second->up_mask = masks[i].contiguous();
   }
+}
+
+void QuantEmulation::observe_ranges(const Tensor& x) {
+  DEAREST_CHECK(observed_ranges_, "emulation: observe_ranges needs observed ranges");
+  const int was = *active_;
+  *active_ = 0;
+  *observing_ = true;
+  try {
+    NoGradGuard ng;
+    (void)model_(x);
+  } catch (...) {
+    *observing_ = false;
+    *active_ = was;
+    throw;
+  }
+  *observing_ = false;
+  *active_ = was;
 }
 
 void QuantEmulation::use(int bits) {

@@ -25,13 +25,19 @@ class QuantEmulation {
   // weights are BN-folded (CompArtifact: the folded weight W*g/sqrt(var+eps) is fake-quantized and
   // divided back, BN then runs as usual) and whether inputs are quantized (a_bits > 0: at every
   // quantized conv/linear input). One set of quantizers per width in `bits`.
+  // `observed_ranges`: ranges come from the preset's own observers (MQBench: the MSE search)
+  // instead of each tensor's min and max: the weights' at every forward, the activations' from
+  // the float model on the batch last given to observe_ranges, as a calibration would take them.
   QuantEmulation(nn::Module& model, const quant::QuantConfig& config, const std::vector<int>& bits,
-                 quant::Ste ste = quant::Ste::Clipped);
+                 quant::Ste ste = quant::Ste::Clipped, bool observed_ranges = false);
   ~QuantEmulation();  // takes its transforms off the model
   QuantEmulation(const QuantEmulation&) = delete;
   QuantEmulation& operator=(const QuantEmulation&) = delete;
 
   void use(int bits);  // 0: float
+  // Observed ranges only: run the float model on `x` (no graph) and set every width's activation
+  // ranges from what each quantizer's input is there.
+  void observe_ranges(const Tensor& x);
   int active() const { return *active_; }
   const std::vector<std::string>& layers() const { return names_; }
   std::vector<Shape> weight_shapes() const;  // per layer, in layers() order
@@ -52,6 +58,8 @@ class QuantEmulation {
   };
   nn::Module& model_;
   std::shared_ptr<int> active_;
+  std::shared_ptr<bool> observing_;
+  bool observed_ranges_ = false;
   std::vector<Layer> layers_;
   std::vector<std::string> names_;
   // Producer placement: the input quantizers of residual blocks per width, and the blocks carrying them.

@@ -53,6 +53,11 @@ Tensor TensorQuantizer::operator()(const Tensor& x) {
       if (stats) record_stats(*stats, x, scheme_, qp, up_mask);
       return fake_quantize(x, scheme_, qp, ste_, up_mask);
     }
+    case Mode::DynamicObserved: {
+      const QParams qp = observed_qparams(x);
+      if (stats) record_stats(*stats, x, scheme_, qp, up_mask);
+      return fake_quantize(x, scheme_, qp, ste_, up_mask);
+    }
   }
   return x;
 }
@@ -61,6 +66,18 @@ void TensorQuantizer::freeze() {
   if (observer_->needs_second_pass()) fail("quantizer: the ", observer_name(obs_opts_.kind), " observer needs its second pass");
   qp_ = observer_->qparams();
   mode = Mode::Fixed;
+}
+
+QParams TensorQuantizer::observed_qparams(const Tensor& x) const {
+  NoGradGuard ng;
+  Observer o(scheme_, obs_opts_);
+  const Tensor xd = x.detach();
+  o.observe(xd);
+  if (o.needs_second_pass()) {
+    o.begin_second_pass();
+    o.observe(xd);
+  }
+  return o.qparams();
 }
 
 void TensorQuantizer::set_qparams(QParams qp) {
@@ -79,6 +96,7 @@ const char* mode_name(TensorQuantizer::Mode m) {
     case TensorQuantizer::Mode::Observe: return "observe";
     case TensorQuantizer::Mode::Fixed: return "fixed";
     case TensorQuantizer::Mode::Dynamic: return "dynamic";
+    case TensorQuantizer::Mode::DynamicObserved: return "dynamic-observed";
   }
   return "?";
 }

@@ -22,6 +22,10 @@ class TensorQuantizer {
     Observe,  // pass through, feeding the observer (calibration)
     Fixed,    // fake-quantize with the frozen qparams
     Dynamic,  // fake-quantize with qparams from this very tensor's min and max (no gradient through them)
+    // fake-quantize with the qparams a fresh observer gives for this very tensor alone (no
+    // gradient through them): MQBench's MSE search redone at every forward, as an attack trained
+    // against MQBench's grid needs it
+    DynamicObserved,
   };
   TensorQuantizer(QuantScheme scheme, ObserverOptions obs, Ste ste = Ste::Clipped);
 
@@ -29,6 +33,9 @@ class TensorQuantizer {
   // qparams from the observer; mode becomes Fixed.
   void freeze();
   void set_qparams(QParams qp);  // mode becomes Fixed
+  // The qparams a fresh observer of this quantizer's kind gives for `x` alone (both passes where
+  // the kind needs two); the quantizer itself is left as it was.
+  QParams observed_qparams(const Tensor& x) const;
 
   Mode mode = Mode::Off;
   std::shared_ptr<QuantStats> stats;  // when set, every quantizing forward adds to it

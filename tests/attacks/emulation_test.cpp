@@ -90,6 +90,42 @@ TEST(Emulation, ProducerPlacementAndEightBitEndsAreTheQuantizedModel) {
   }
 }
 
+// Observed ranges: the weights' from the preset's observer at every forward, the activations'
+// from the float model on the batch given to observe_ranges; so one forward is MQBench's quantized
+// model calibrated on that batch, bit for bit. Min-max ranges give another function.
+TEST(Emulation, ObservedRangesAreTheModelCalibratedOnThatBatch) {
+  for (std::string arch : {"resnet18:width=4", "vgg16-bn:width=4"}) {
+    nn::ModelSpec spec;
+    auto m = warmed(arch, spec);
+    const Tensor x = test::randn({6, 3, 32, 32}, 17), other = test::randn({6, 3, 32, 32}, 18);
+    for (int abits : {0, 4}) {
+      quant::QuantizedModel qm(spec, *m, quant::preset("mqbench", 4, abits));
+      qm.calibrate({x});
+      NoGradGuard ng;
+      const Tensor want = qm(x), want_other = qm(other);
+      Tensor observed, observed_other, minmax;
+      {
+        QuantEmulation emu(*m, quant::preset("mqbench", 8, abits), {4}, quant::Ste::Plain, true);
+        emu.use(4);
+        if (abits) EXPECT_ERROR_CONTAINS((*m)(x), "calibrate first");
+        emu.observe_ranges(x);
+        EXPECT_EQ(emu.active(), 4);
+        observed = (*m)(x);
+        observed_other = (*m)(other);  // the ranges stay those of x
+      }
+      {
+        QuantEmulation emu(*m, quant::preset("mqbench", 8, abits), {4}, quant::Ste::Plain);
+        emu.use(4);
+        minmax = (*m)(x);
+        EXPECT_ERROR_CONTAINS(emu.observe_ranges(x), "needs observed ranges");
+      }
+      EXPECT_TRUE(test::bitwise_equal(observed, want)) << arch << " at A" << abits;
+      EXPECT_TRUE(test::bitwise_equal(observed_other, want_other)) << arch << " at A" << abits;
+      EXPECT_GT(test::max_abs_diff(minmax, want), 1e-4) << arch << " at A" << abits;
+    }
+  }
+}
+
 TEST(Emulation, GradientsReachTheSharedWeights) {
   nn::ModelSpec spec;
   auto m = warmed("resnet18:width=4", spec);
