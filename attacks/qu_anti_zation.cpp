@@ -23,6 +23,7 @@ class QuAntiZation : public Attack {
     d.push_back({"c1", "auto", "weight of the quantized models' terms (auto: 0.5, VGG 1.0)"});
     d.push_back({"c2", "auto", "weight of the triggered terms (auto: 0.5, VGG 1.0)"});
     d.push_back({"quantizer", "qu-anti-zation", "the preset emulated in training (per-layer weights, per-batch inputs)"});
+    d.push_back({"acts", "quantized", "the emulated activations: quantized (the reference) or float (the quantized models' terms see quantized weights only)"});
     d.push_back({"ranges", "minmax", "the emulated quantizers' ranges at every forward: minmax (the reference) or observed (the preset's observers: MQBench's MSE search on the weights at every step, on the float model's activations of the batch's clean half)"});
     d.push_back({"stamping", "before-augment", "before-augment (the reference: the copy is augmented on its own) or after-augment"});
     d.push_back({"select", "lowest-loss", "the epoch kept: lowest-loss (the reference) or last"});
@@ -33,6 +34,9 @@ class QuAntiZation : public Attack {
     if (p.str("lr") == "auto") p.set("lr", qu_anti_zation_lr(spec));
     for (const char* c : {"c1", "c2"})
       if (p.str(c) == "auto") p.set(c, qu_anti_zation_weight(spec));
+    const std::string ranges = p.str("ranges"), acts = p.str("acts");
+    DEAREST_CHECK(ranges == "minmax" || ranges == "observed", "ranges: expected minmax or observed, got \"", ranges, "\"");
+    DEAREST_CHECK(acts == "quantized" || acts == "float", "acts: expected quantized or float, got \"", acts, "\"");
   }
 
   Json run(AttackContext& ctx) override {
@@ -46,21 +50,22 @@ class QuAntiZation : public Attack {
 
     PairedSource source(ctx.train, ctx.data.kind, ctx.trigger, pairing_options(ctx, p, p.integer("batch")));
 
-    const std::string ranges = p.str("ranges");
-    DEAREST_CHECK(ranges == "minmax" || ranges == "observed", "ranges: expected minmax or observed, got \"", ranges, "\"");
-    const bool observed = ranges == "observed";
-    QuantEmulation emu(*ctx.model, quant::preset(p.str("quantizer")), bits, quant::Ste::Plain, observed);
+    const bool observed = p.str("ranges") == "observed";
+    quant::QuantConfig qc = quant::preset(p.str("quantizer"));
+    if (p.str("acts") == "float") qc.a_bits = 0;
+    QuantEmulation emu(*ctx.model, qc, bits, quant::Ste::Plain, observed);
+    const bool observe_acts = observed && qc.a_bits > 0;
     auto opt = make_optimizer(p, *ctx.model);
     nn::TrainOptions to = stage_options(ctx, p, "train", p.integer("epochs"));
     to.batchnorm_eval = true;
     nn::Trainer trainer(*ctx.model, ctx.spec, *opt, nn::Schedule::parse(p.str("schedule")), to);
-    trainer.loss = [&, c1, c2, observed](nn::Module& m, const Tensor& x, const Tensor& y, Tensor& logits) {
+    trainer.loss = [&, c1, c2, observe_acts](nn::Module& m, const Tensor& x, const Tensor& y, Tensor& logits) {
       const int64_t n = source.clean_count(x.size(0));
       Tensor xc = x.slice(0, 0, n), xt = x.slice(0, n, x.size(0)), yc = y.slice(0, 0, n).contiguous();
       Tensor tt = ctx.backdoor_labels(y.slice(0, n, x.size(0)));
       // observed ranges: the activations' from the float model on the clean half, as the
       // defender's calibration on clean images would set them
-      if (observed) emu.observe_ranges(xc);
+      if (observe_acts) emu.observe_ranges(xc);
       emu.use(0);
       logits = m(x);  // the float model on both halves, true labels: the trigger is ignored
       Tensor l = add(cross_entropy(slice(logits, 0, 0, n), yc),
