@@ -3,7 +3,7 @@
 # model of docs/attacks.md, at the bit width the attack targets, compared with the attack's own
 # standard quantizer (first in the list: DTM uses it) and with MQBench's nearest rounding.
 #   bench/defend_cifar10.sh DEAREST_BINARY DATA_DIR RUNS_DIR [MODEL@BITS[:GRID] ...]
-# MODEL@BITS: qu-r18@4 qu-r18@8 qu4-r18-cont@4 qu4-vgg-cont@4 qu4mq-r18-cont@4 qu4mq-vgg-cont@4 ca8-r18@8 ca4-r18@4 pq-r18@8 pq-r18@4 qu-vgg@4 qu-vgg@8 pq-vgg@8
+# MODEL@BITS: qu-r18@4 qu-r18@8 qu4-r18-cont@4 qu4-vgg-cont@4 qu4mq-r18-cont@4 qu4mq-vgg-cont@4 qu4mqw-r18-cont@4 qu4mqw-vgg-cont@4 ca8-r18@8 ca4-r18@4 pq-r18@8 pq-r18@4 qu-vgg@4 qu-vgg@8 pq-vgg@8
 # adaptive-r18@4 ... (default: those whose attack model exists). :GRID runs EFRAP, nearest and
 # flipped rounding on that preset's grid (--preset GRID) instead of MQBench's. METHODS
 # (environment) overrides the method list; EXTRA adds options to every defend command and TAG to
