@@ -5,6 +5,7 @@
 
 #include "autograd/grad_mode.h"
 #include "nn/layers.h"
+#include "quant/placement.h"
 
 namespace dearest::attacks {
 
@@ -14,26 +15,6 @@ Tensor named(const nn::StateDict& sd, const std::string& key) {
   for (auto& [k, t] : sd)
     if (k == key) return t;
   fail("emulation: batch norm without ", key);
-}
-
-std::string parent_of(const std::string& name) {
-  const size_t d = name.rfind('.');
-  return d == std::string::npos ? std::string() : name.substr(0, d);
-}
-
-std::string leaf_of(const std::string& name) {
-  const size_t d = name.rfind('.');
-  return d == std::string::npos ? name : name.substr(d + 1);
-}
-
-// The residual block whose input this conv reads under producer placement (conv1 and the
-// downsample conv of a BasicBlock), or "" where the conv's input has no other reader.
-std::string producer_block(const std::map<std::string, nn::Module*>& by_name, const std::string& name) {
-  const std::string parent = parent_of(name);
-  auto it = by_name.find(parent);
-  if (it != by_name.end() && it->second->type() == "BasicBlock" && leaf_of(name) == "conv1") return parent;
-  if (leaf_of(parent) == "downsample" && leaf_of(name) == "0") return parent_of(parent);
-  return "";
 }
 
 }  // namespace
@@ -66,7 +47,7 @@ QuantEmulation::QuantEmulation(nn::Module& model, const quant::QuantConfig& conf
     // As QuantizedModel: the first conv and the last linear keep first_last_bits (MQBench: 8).
     const bool edge = (k == 0 || name == last_linear) && config.first_last_bits > 0;
     const std::string block =
-        config.a_bits && config.placement == quant::Placement::Producer ? producer_block(by_name, name) : "";
+        config.a_bits && config.placement == quant::Placement::Producer ? quant::producer_block(by_name, name) : "";
     for (int b : bits) {
       DEAREST_CHECK(b >= 2 && b <= 8, "emulation: bit width ", b, " outside 2..8");
       quant::QuantConfig c = config;

@@ -7,20 +7,11 @@
 #include "quant/element.h"
 #include "quant/fake_quant.h"
 #include "quant/ocs.h"
+#include "quant/placement.h"
 
 namespace dearest::quant {
 
 namespace {
-
-std::string parent_of(const std::string& name) {
-  const size_t d = name.rfind('.');
-  return d == std::string::npos ? std::string() : name.substr(0, d);
-}
-
-std::string leaf_of(const std::string& name) {
-  const size_t d = name.rfind('.');
-  return d == std::string::npos ? name : name.substr(d + 1);
-}
 
 TensorQuantizer::Mode act_mode(const QuantConfig& c) {
   return c.dynamic_acts ? TensorQuantizer::Mode::Dynamic : TensorQuantizer::Mode::Fixed;
@@ -172,15 +163,9 @@ void QuantizedModel::install() {
     }
     if (cfg_.a_bits > 0) {
       l.input_bits = edge ? cfg_.first_last_bits : cfg_.a_bits;
-      const std::string parent = parent_of(name);
-      nn::Module* pm = parent.empty() ? nullptr : by_name[parent];
       // Producer placement in a ResNet block: conv1 and the downsample conv read the block input,
       // which the identity path reads too; one quantizer on the block's input serves all three.
-      std::string block;
-      if (cfg_.placement == Placement::Producer) {
-        if (pm && pm->type() == "BasicBlock" && leaf_of(name) == "conv1") block = parent;
-        if (leaf_of(parent) == "downsample" && leaf_of(name) == "0") block = parent_of(parent);
-      }
+      const std::string block = cfg_.placement == Placement::Producer ? producer_block(by_name, name) : "";
       if (!block.empty()) {
         auto it = block_inputs.find(block);
         // The first block reads the stem's max-pool (ImageNet stem): runtimes quantize before it.

@@ -18,6 +18,15 @@ namespace {
 
 nn::ModulePtr warmed(const std::string& text, nn::ModelSpec& spec) { return test::warmed_model(text, spec, 5, 40); }
 
+// What dearest quantize's model gives on x: `c` calibrated on `batches`.
+Tensor quantized_forward(const nn::ModelSpec& spec, nn::Module& m, const quant::QuantConfig& c,
+                         const std::vector<Tensor>& batches, const Tensor& x) {
+  quant::QuantizedModel qm(spec, m, c);
+  qm.calibrate(batches);
+  NoGradGuard ng;
+  return qm(x);
+}
+
 TEST(Emulation, OffIsFloatOnIsTheQuantizedModel) {
   for (std::string arch : {"resnet18:width=4", "vgg16-bn:width=4"}) {
     nn::ModelSpec spec;
@@ -29,13 +38,7 @@ TEST(Emulation, OffIsFloatOnIsTheQuantizedModel) {
       ref = (*m)(x);
     }
     for (int bits : {8, 4}) {
-      quant::QuantizedModel qm(spec, *m, quant::preset("qu-anti-zation", bits));
-      qm.calibrate({});
-      Tensor want;
-      {
-        NoGradGuard ng;
-        want = qm(x);
-      }
+      const Tensor want = quantized_forward(spec, *m, quant::preset("qu-anti-zation", bits), {}, x);
       QuantEmulation emu(*m, quant::preset("qu-anti-zation"), {8, 4}, quant::Ste::Plain);
       NoGradGuard ng;
       emu.use(0);
@@ -60,13 +63,7 @@ TEST(Emulation, ProducerPlacementAndEightBitEndsAreTheQuantizedModel) {
     c.dynamic_weights = c.dynamic_acts = true;
     ASSERT_EQ(c.placement, quant::Placement::Producer);
     ASSERT_EQ(c.first_last_bits, 8);
-    quant::QuantizedModel qm(spec, *m, c);
-    qm.calibrate({});
-    Tensor want;
-    {
-      NoGradGuard ng;
-      want = qm(x);
-    }
+    const Tensor want = quantized_forward(spec, *m, c, {}, x);
     QuantEmulation emu(*m, quant::preset("mqbench"), {8, 4}, quant::Ste::Plain);
     NoGradGuard ng;
     emu.use(4);
@@ -74,19 +71,15 @@ TEST(Emulation, ProducerPlacementAndEightBitEndsAreTheQuantizedModel) {
     // Consumer placement leaves the identity path float: another function on a ResNet.
     quant::QuantConfig consumer = c;
     consumer.placement = quant::Placement::Consumer;
-    quant::QuantizedModel qc(spec, *m, consumer);
-    qc.calibrate({});
     emu.use(0);
     if (arch.rfind("resnet", 0) == 0) {
-      EXPECT_GT(test::max_abs_diff(qc(x), want), 1e-4) << arch;
+      EXPECT_GT(test::max_abs_diff(quantized_forward(spec, *m, consumer, {}, x), want), 1e-4) << arch;
     }
     // All 4-bit ends: another function too.
     quant::QuantConfig ends4 = c;
     ends4.first_last_bits = 0;
     ends4.set_bits(4, 4);
-    quant::QuantizedModel q4(spec, *m, ends4);
-    q4.calibrate({});
-    EXPECT_GT(test::max_abs_diff(q4(x), want), 1e-4) << arch;
+    EXPECT_GT(test::max_abs_diff(quantized_forward(spec, *m, ends4, {}, x), want), 1e-4) << arch;
   }
 }
 
