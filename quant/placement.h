@@ -8,11 +8,6 @@
 
 namespace dearest::quant {
 
-// "layer1.0.conv1" -> "layer1.0"; "" for a top-level name.
-std::string parent_path(const std::string& name);
-// "layer1.0.conv1" -> "conv1".
-std::string leaf_name(const std::string& name);
-
 // The residual block whose input the conv at `conv` reads, where that input has other readers
 // (a BasicBlock's conv1, its downsample conv, and the identity path): producer placement puts
 // one quantizer on the block's input for all of them. "" for every other conv or linear.
