@@ -26,8 +26,8 @@ QuantEmulation::QuantEmulation(nn::Module& model, const quant::QuantConfig& conf
   DEAREST_CHECK(!bits.empty(), "emulation: no bit width");
   DEAREST_CHECK(config.a_bits == 0 || (!config.quantize_add_inputs && !config.pool_passthrough), "emulation: ",
                 config.preset, "'s integer-runtime activations (residual-add inputs, pooled grids) are not emulated");
-  const auto dynamic =
-      observed_ranges ? quant::TensorQuantizer::Mode::DynamicObserved : quant::TensorQuantizer::Mode::Dynamic;
+  // observed: Fixed, with the qparams observe_ranges sets (none before: a clear error)
+  const auto mode = observed_ranges ? quant::TensorQuantizer::Mode::Fixed : quant::TensorQuantizer::Mode::Dynamic;
   auto mods = model.named_modules();
   const std::map<std::string, nn::Module*> by_name(mods.begin(), mods.end());
   std::vector<size_t> convlin;
@@ -55,7 +55,7 @@ QuantEmulation::QuantEmulation(nn::Module& model, const quant::QuantConfig& conf
       const int wb = edge ? config.first_last_bits : b;
       auto wq = std::make_shared<quant::TensorQuantizer>((is_conv ? c.conv_weight : c.linear_weight).with_bits(wb),
                                                          c.weight_obs, ste);
-      wq->mode = dynamic;
+      wq->mode = mode;
       l.weight[b] = wq;
       l.nearest[b] = wq->scheme();
       if (!config.a_bits) continue;
@@ -64,8 +64,7 @@ QuantEmulation::QuantEmulation(nn::Module& model, const quant::QuantConfig& conf
       if (!block.empty() && block_inputs_.count(block) && block_inputs_[block].count(b)) continue;
       auto aq = std::make_shared<quant::TensorQuantizer>(c.act.with_bits(edge ? config.first_last_bits : b), c.act_obs,
                                                          ste);
-      // observed: Fixed, with the qparams observe_ranges sets (none before: a clear error)
-      aq->mode = observed_ranges ? quant::TensorQuantizer::Mode::Fixed : dynamic;
+      aq->mode = mode;
       if (block.empty()) l.input[b] = aq;
       else block_inputs_[block][b] = aq;
     }
@@ -163,6 +162,14 @@ void QuantEmulation::set_flip_masks(int bits, const std::vector<Tensor>& masks) 
 
 void QuantEmulation::observe_ranges(const Tensor& x) {
   DEAREST_CHECK(observed_ranges_, "emulation: observe_ranges needs observed ranges");
+  // The weights' ranges from the weights as they are now, once for every forward until the next
+  // call (the optimizer moves them between steps, not within one).
+  for (auto& l : layers_) {
+    const Tensor w = l.is_conv ? static_cast<nn::Conv2d*>(l.module)->weight() : static_cast<nn::Linear*>(l.module)->weight();
+    for (auto& [b, q] : l.weight) q->set_qparams(q->observed_qparams(w));
+  }
+  if (block_inputs_.empty() && std::all_of(layers_.begin(), layers_.end(), [](const Layer& l) { return l.input.empty(); }))
+    return;  // float activations: nothing to observe
   const int was = *active_;
   *active_ = 0;
   *observing_ = true;

@@ -26,8 +26,8 @@ class QuantEmulation {
   // divided back, BN then runs as usual) and whether inputs are quantized (a_bits > 0: at every
   // quantized conv/linear input). One set of quantizers per width in `bits`.
   // `observed_ranges`: ranges come from the preset's own observers (MQBench: the MSE search)
-  // instead of each tensor's min and max: the weights' at every forward, the activations' from
-  // the float model on the batch last given to observe_ranges, as a calibration would take them.
+  // instead of each tensor's min and max, set by observe_ranges: the weights' from the weights
+  // then, the activations' from the float model on the batch given, as a calibration takes them.
   QuantEmulation(nn::Module& model, const quant::QuantConfig& config, const std::vector<int>& bits,
                  quant::Ste ste = quant::Ste::Clipped, bool observed_ranges = false);
   ~QuantEmulation();  // takes its transforms off the model
@@ -35,8 +35,9 @@ class QuantEmulation {
   QuantEmulation& operator=(const QuantEmulation&) = delete;
 
   void use(int bits);  // 0: float
-  // Observed ranges only: run the float model on `x` (no graph) and set every width's activation
-  // ranges from what each quantizer's input is there.
+  // Observed ranges only (call it once a step, before the quantized forwards): set every width's
+  // weight ranges from the current weights, and its activation ranges from what each quantizer's
+  // input is when the float model runs on `x` (no graph; skipped with float activations).
   void observe_ranges(const Tensor& x);
   int active() const { return *active_; }
   const std::vector<std::string>& layers() const { return names_; }

@@ -54,18 +54,17 @@ class QuAntiZation : public Attack {
     quant::QuantConfig qc = quant::preset(p.str("quantizer"));
     if (p.str("acts") == "float") qc.a_bits = 0;
     QuantEmulation emu(*ctx.model, qc, bits, quant::Ste::Plain, observed);
-    const bool observe_acts = observed && qc.a_bits > 0;
     auto opt = make_optimizer(p, *ctx.model);
     nn::TrainOptions to = stage_options(ctx, p, "train", p.integer("epochs"));
     to.batchnorm_eval = true;
     nn::Trainer trainer(*ctx.model, ctx.spec, *opt, nn::Schedule::parse(p.str("schedule")), to);
-    trainer.loss = [&, c1, c2, observe_acts](nn::Module& m, const Tensor& x, const Tensor& y, Tensor& logits) {
+    trainer.loss = [&, c1, c2, observed](nn::Module& m, const Tensor& x, const Tensor& y, Tensor& logits) {
       const int64_t n = source.clean_count(x.size(0));
       Tensor xc = x.slice(0, 0, n), xt = x.slice(0, n, x.size(0)), yc = y.slice(0, 0, n).contiguous();
       Tensor tt = ctx.backdoor_labels(y.slice(0, n, x.size(0)));
-      // observed ranges: the activations' from the float model on the clean half, as the
-      // defender's calibration on clean images would set them
-      if (observe_acts) emu.observe_ranges(xc);
+      // observed ranges: the weights' from this step's weights, the activations' from the float
+      // model on the clean half, as the defender's calibration on clean images would set them
+      if (observed) emu.observe_ranges(xc);
       emu.use(0);
       logits = m(x);  // the float model on both halves, true labels: the trigger is ignored
       Tensor l = add(cross_entropy(slice(logits, 0, 0, n), yc),

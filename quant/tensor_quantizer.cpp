@@ -53,11 +53,6 @@ Tensor TensorQuantizer::operator()(const Tensor& x) {
       if (stats) record_stats(*stats, x, scheme_, qp, up_mask);
       return fake_quantize(x, scheme_, qp, ste_, up_mask);
     }
-    case Mode::DynamicObserved: {
-      const QParams qp = observed_qparams(x);
-      if (stats) record_stats(*stats, x, scheme_, qp, up_mask);
-      return fake_quantize(x, scheme_, qp, ste_, up_mask);
-    }
   }
   return x;
 }
@@ -96,7 +91,6 @@ const char* mode_name(TensorQuantizer::Mode m) {
     case TensorQuantizer::Mode::Observe: return "observe";
     case TensorQuantizer::Mode::Fixed: return "fixed";
     case TensorQuantizer::Mode::Dynamic: return "dynamic";
-    case TensorQuantizer::Mode::DynamicObserved: return "dynamic-observed";
   }
   return "?";
 }

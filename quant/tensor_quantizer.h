@@ -22,10 +22,6 @@ class TensorQuantizer {
     Observe,  // pass through, feeding the observer (calibration)
     Fixed,    // fake-quantize with the frozen qparams
     Dynamic,  // fake-quantize with qparams from this very tensor's min and max (no gradient through them)
-    // fake-quantize with the qparams a fresh observer gives for this very tensor alone (no
-    // gradient through them): MQBench's MSE search redone at every forward, as an attack trained
-    // against MQBench's grid needs it
-    DynamicObserved,
   };
   TensorQuantizer(QuantScheme scheme, ObserverOptions obs, Ste ste = Ste::Clipped);
 
