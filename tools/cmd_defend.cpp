@@ -21,6 +21,7 @@
 #include "tools/backdoor_options.h"
 #include "tools/cli.h"
 #include "tools/defend_common.h"
+#include "tools/observer_options.h"
 #include "tools/svg_plot.h"
 
 namespace dearest::cli {
@@ -102,6 +103,9 @@ int defend(const po::variables_map& vm) {
   const std::string method = vm["method"].as<std::string>();
   DEAREST_CHECK(std::find(kMethods.begin(), kMethods.end(), method) != kMethods.end(), "defend: unknown method \"", method,
                 "\" (efrap, nearest, flipped, omse, ocs, aciq, ft, fp, nad, mcr, ibau)");
+  DEAREST_CHECK(!observer_options_given(vm) || method == "efrap" || method == "nearest" || method == "flipped",
+                "--weight-observer, --act-observer: apply to efrap, nearest and flipped; ", method,
+                is_removal_method(method) ? " is compared under the --standard quantizers as they are" : " sets its own ranges");
   if (is_removal_method(method)) return defend_removal(vm);
   const int bits = vm["bits"].as<int>();
   const int abits = vm["abits"].as<int>() < 0 ? -1 : vm["abits"].as<int>();  // -1: the preset's own choice
@@ -126,6 +130,7 @@ int defend(const po::variables_map& vm) {
                 jo.data.kind, " images are ", data::image_size_of(jo.data.kind), "x", data::image_size_of(jo.data.kind));
   const quant::CalibOptions co = calib_options(vm, jo.data.kind);
   quant::QuantConfig cfg = method_config(method, vm["preset"].as<std::string>(), bits, abits, first_last);
+  apply_observer_options(vm, cfg);
   if (vm.count("layers")) cfg.layers = split_list(vm["layers"].as<std::string>());
   if (vm.count("skip")) cfg.skip = split_list(vm["skip"].as<std::string>());
   std::filesystem::create_directories(out);
@@ -241,8 +246,9 @@ Command defend_command() {
                 ("abits", po::value<int>()->default_value(-1), "activation bits (0 = float; -1 = the preset's: as --bits for mqbench and qu-anti-zation, 8 for the PyTorch and TFLite presets, float for comp-artifact)")
                 ("first-last-bits", po::value<int>()->default_value(-1), "bits of the first conv and last linear (-1: the preset's, 8 for EFRAP)")
                 ("layers", po::value<std::string>(), "quantize only layers under these comma-separated name prefixes")
-                ("skip", po::value<std::string>(), "never quantize layers under these prefixes (they stay float)")
-                ("standard", po::value<std::string>(), "preset:bits list the defense is compared with; DTM uses the first (default mqbench:BITS)")
+                ("skip", po::value<std::string>(), "never quantize layers under these prefixes (they stay float)");
+            add_observer_options(d);
+            d.add_options()("standard", po::value<std::string>(), "preset:bits list the defense is compared with; DTM uses the first (default mqbench:BITS)")
                 ("standard-cache", po::value<std::string>(), "JSON file keeping the float and standard numbers for other defenses of the same model")
                 ("calib-size", po::value<int64_t>()->default_value(1024), "calibration images (EFRAP: 1024)")
                 ("calib-batch", po::value<int64_t>()->default_value(32), "calibration batch; EFRAP draws one per iteration")

@@ -22,6 +22,7 @@
 #include "tensor/runtime.h"
 #include "tools/backdoor_options.h"
 #include "tools/cli.h"
+#include "tools/observer_options.h"
 
 namespace dearest::cli {
 
@@ -213,10 +214,9 @@ Command quantize_command() {
                 ("fold-bn", po::value<std::string>()->default_value("auto"), "fold batch norm into convs: auto (the preset's), true, false")
                 ("layers", po::value<std::string>(), "quantize only layers under these comma-separated name prefixes")
                 ("skip", po::value<std::string>(), "never quantize layers under these prefixes")
-                ("rounding", po::value<std::string>(), "weight rounding: half-even, half-up, half-away, floor, ceil, flipped")
-                ("weight-observer", po::value<std::string>(), "minmax, ema-minmax, percentile, mse, ema-mse, omse, aciq")
-                ("act-observer", po::value<std::string>(), "as --weight-observer, for activations")
-                ("placement", po::value<std::string>(), "activation quantizers: producer (MQBench) or consumer")
+                ("rounding", po::value<std::string>(), "weight rounding: half-even, half-up, half-away, floor, ceil, flipped");
+            add_observer_options(d);
+            d.add_options()("placement", po::value<std::string>(), "activation quantizers: producer (MQBench) or consumer")
                 ("calib-size", po::value<int64_t>()->default_value(1024), "calibration images")
                 ("calib-batch", po::value<int64_t>()->default_value(32), "calibration batch size")
                 ("calib-pool", po::value<double>()->default_value(0.05, "0.05"), "draw them from this leading fraction of the split")

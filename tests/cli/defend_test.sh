@@ -83,9 +83,19 @@ grep -q "layers done" "$t/resume.err" || { cat "$t/resume.err" >&2; fail "the re
 # shellcheck disable=SC2086
 "$bin" defend nearest $common --bits 4 --quiet --calib-split test --out "$t/test-split" > /dev/null
 grep -qF '"calibration_split": "test"' "$t/test-split/summary.json" || fail "--calib-split test not recorded"
+# Another activation observer than the preset's, recorded with the quantizer.
+# shellcheck disable=SC2086
+"$bin" defend nearest $common --bits 4 --quiet --act-observer minmax --out "$t/act-minmax" > /dev/null
+grep -q '"quantization": "[^"]*activations [^"]*\[minmax\]' "$t/act-minmax/summary.json" || fail "--act-observer minmax not recorded"
 
 # shellcheck disable=SC2086
 expect_error "2..8" defend efrap $common --bits 9 --out "$t/bad"
+# shellcheck disable=SC2086
+expect_error "omse sets its own ranges" defend omse $common --act-observer minmax --out "$t/bad"
+# shellcheck disable=SC2086
+expect_error "ft is compared under the --standard" defend ft $common --weight-observer mse --out "$t/bad"
+# shellcheck disable=SC2086
+expect_error "observer: expected minmax" defend efrap --model "$t/no-such-file" --data synthetic:512 --act-observer median --out "$t/bad"
 # shellcheck disable=SC2086
 expect_error "--calib-split: expected train or test" defend efrap $common --calib-split val --out "$t/bad"
 # shellcheck disable=SC2086
