@@ -20,6 +20,14 @@ ObserverOptions obs(ObserverKind k, int candidates = 80) {
   return o;
 }
 
+// The observer's name, with its percentile where it has one (the describe lines record the run).
+std::string observer_label(const ObserverOptions& o) {
+  std::ostringstream os;
+  os << observer_name(o.kind);
+  if (o.kind == ObserverKind::Percentile) os << " " << o.percentile;
+  return os.str();
+}
+
 }  // namespace
 
 std::vector<std::string> preset_names() {
@@ -201,10 +209,10 @@ std::string QuantConfig::describe() const {
   std::ostringstream os;
   os << preset << ": W" << w_bits << "A" << (a_bits ? std::to_string(a_bits) : std::string("32"));
   if (first_last_bits) os << " (first/last " << first_last_bits << "-bit)";
-  os << "; conv weights " << conv_weight.describe() << " [" << observer_name(weight_obs.kind)
+  os << "; conv weights " << conv_weight.describe() << " [" << observer_label(weight_obs)
      << (dynamic_weights ? ", dynamic" : "") << "]";
   os << "; linear weights " << linear_weight.describe();
-  if (a_bits) os << "; activations " << act.describe() << " [" << (dynamic_acts ? "per batch" : observer_name(act_obs.kind)) << "]";
+  if (a_bits) os << "; activations " << act.describe() << " [" << (dynamic_acts ? "per batch" : observer_label(act_obs)) << "]";
   os << "; " << (placement == Placement::Producer ? "producer" : "consumer") << " placement";
   if (quantize_add_inputs) os << " + add inputs";
   if (pool_passthrough) os << ", pooled tensors quantized before pooling";

@@ -87,6 +87,9 @@ grep -qF '"calibration_split": "test"' "$t/test-split/summary.json" || fail "--c
 # shellcheck disable=SC2086
 "$bin" defend nearest $common --bits 4 --quiet --act-observer minmax --out "$t/act-minmax" > /dev/null
 grep -q '"quantization": "[^"]*activations [^"]*\[minmax\]' "$t/act-minmax/summary.json" || fail "--act-observer minmax not recorded"
+# shellcheck disable=SC2086
+"$bin" defend nearest $common --bits 4 --quiet --act-observer percentile:99.9 --out "$t/act-p999" > /dev/null
+grep -q '"quantization": "[^"]*activations [^"]*\[percentile 99.9\]' "$t/act-p999/summary.json" || fail "--act-observer percentile:99.9 not recorded"
 
 # shellcheck disable=SC2086
 expect_error "2..8" defend efrap $common --bits 9 --out "$t/bad"
@@ -96,6 +99,10 @@ expect_error "omse sets its own ranges" defend omse $common --act-observer minma
 expect_error "ft is compared under the --standard" defend ft $common --weight-observer mse --out "$t/bad"
 # shellcheck disable=SC2086
 expect_error "observer: expected minmax" defend efrap --model "$t/no-such-file" --data synthetic:512 --act-observer median --out "$t/bad"
+# shellcheck disable=SC2086
+expect_error "only percentile takes a value" defend efrap $common --act-observer minmax:3 --out "$t/bad"
+# shellcheck disable=SC2086
+expect_error "the percentile must be in (50, 100]" defend efrap $common --weight-observer percentile:40 --out "$t/bad"
 # shellcheck disable=SC2086
 expect_error "--calib-split: expected train or test" defend efrap $common --calib-split val --out "$t/bad"
 # shellcheck disable=SC2086
