@@ -117,6 +117,10 @@ int defend(const po::variables_map& vm) {
   const std::string file = vm["model"].as<std::string>(), out = vm["out"].as<std::string>();
   const bool quiet = vm["quiet"].as<bool>();
   defenses::EfrapOptions eo = efrap_options(vm);  // option errors before any file is read
+  quant::QuantConfig cfg = method_config(method, vm["preset"].as<std::string>(), bits, abits, first_last);
+  apply_observer_options(vm, cfg);
+  if (vm.count("layers")) cfg.layers = split_list(vm["layers"].as<std::string>());
+  if (vm.count("skip")) cfg.skip = split_list(vm["skip"].as<std::string>());
   calib_options(vm, "synthetic");  // option errors before any file is read
   const std::string standard_list = vm.count("standard") ? vm["standard"].as<std::string>() : "mqbench:" + std::to_string(bits);
   const std::vector<attacks::QuantTarget> standards = attacks::parse_quant_targets(standard_list);
@@ -129,10 +133,6 @@ int defend(const po::variables_map& vm) {
   DEAREST_CHECK(in == data::image_size_of(jo.data.kind), "defend: the model takes ", in, "x", in, " inputs but ",
                 jo.data.kind, " images are ", data::image_size_of(jo.data.kind), "x", data::image_size_of(jo.data.kind));
   const quant::CalibOptions co = calib_options(vm, jo.data.kind);
-  quant::QuantConfig cfg = method_config(method, vm["preset"].as<std::string>(), bits, abits, first_last);
-  apply_observer_options(vm, cfg);
-  if (vm.count("layers")) cfg.layers = split_list(vm["layers"].as<std::string>());
-  if (vm.count("skip")) cfg.skip = split_list(vm["skip"].as<std::string>());
   std::filesystem::create_directories(out);
 
   const auto t0 = std::chrono::steady_clock::now();

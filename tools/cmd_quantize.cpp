@@ -49,8 +49,7 @@ quant::QuantConfig config_from_options(const po::variables_map& vm) {
     DEAREST_CHECK(!quant::uses_mask(r), "--rounding: ", quant::rounding_name(r), " rounding needs a per-weight mask (EFRAP, the adaptive attacks), not an option");
     c.conv_weight.rounding = c.linear_weight.rounding = r;
   }
-  if (vm.count("weight-observer")) c.weight_obs.kind = quant::parse_observer(vm["weight-observer"].as<std::string>());
-  if (vm.count("act-observer")) c.act_obs.kind = quant::parse_observer(vm["act-observer"].as<std::string>());
+  apply_observer_options(vm, c);
   if (vm.count("placement")) {
     const std::string p = vm["placement"].as<std::string>();
     DEAREST_CHECK(p == "producer" || p == "consumer", "--placement: expected producer or consumer, got \"", p, "\"");
@@ -94,10 +93,10 @@ void write_audit(const std::string& dir, const std::vector<quant::WeightAudit>& 
 }
 
 int quantize(const po::variables_map& vm) {
+  quant::QuantConfig cfg = config_from_options(vm);  // option errors before any file is read
   nn::LoadedModel lm = nn::load_model(vm["model"].as<std::string>(), vm.count("arch") ? vm["arch"].as<std::string>() : "");
   const data::DataSpec dspec = data::parse_data_spec(vm["data"].as<std::string>());
   const std::string out = vm["out"].as<std::string>();
-  quant::QuantConfig cfg = config_from_options(vm);
   const int64_t in = lm.spec.get("input", 32);
   DEAREST_CHECK(in == data::image_size_of(dspec.kind), "quantize: the model takes ", in, "x", in, " inputs but ", dspec.kind,
                 " images are ", data::image_size_of(dspec.kind), "x", data::image_size_of(dspec.kind));

@@ -33,8 +33,19 @@ void add_observer_options(po::options_description& d) {
 }
 
 void apply_observer_options(const po::variables_map& vm, quant::QuantConfig& c) {
-  if (vm.count("weight-observer")) set_observer("weight-observer", vm["weight-observer"].as<std::string>(), c.weight_obs);
-  if (vm.count("act-observer")) set_observer("act-observer", vm["act-observer"].as<std::string>(), c.act_obs);
+  // An observer the quantizer never consults would be recorded in the describe line and change
+  // nothing: refused, so that a run's label says what its grid was.
+  if (vm.count("weight-observer")) {
+    DEAREST_CHECK(!c.dynamic_weights, "--weight-observer: ", c.preset,
+                  " takes its weight ranges from the weights' min and max at every forward; no observer is used");
+    set_observer("weight-observer", vm["weight-observer"].as<std::string>(), c.weight_obs);
+  }
+  if (vm.count("act-observer")) {
+    DEAREST_CHECK(c.a_bits > 0, "--act-observer: activations stay float here (", c.preset, ", --abits 0)");
+    DEAREST_CHECK(!c.dynamic_acts, "--act-observer: ", c.preset,
+                  " takes its activation ranges from each batch at run time; no observer is used");
+    set_observer("act-observer", vm["act-observer"].as<std::string>(), c.act_obs);
+  }
 }
 
 bool observer_options_given(const po::variables_map& vm) {
