@@ -41,7 +41,8 @@ void apply_observer_options(const po::variables_map& vm, quant::QuantConfig& c) 
     set_observer("weight-observer", vm["weight-observer"].as<std::string>(), c.weight_obs);
   }
   if (vm.count("act-observer")) {
-    DEAREST_CHECK(c.a_bits > 0, "--act-observer: activations stay float here (", c.preset, ", --abits 0)");
+    DEAREST_CHECK(c.a_bits > 0, "--act-observer: activations stay float (", c.preset,
+                  " with 0 activation bits); --abits N quantizes them");
     DEAREST_CHECK(!c.dynamic_acts, "--act-observer: ", c.preset,
                   " takes its activation ranges from each batch at run time; no observer is used");
     set_observer("act-observer", vm["act-observer"].as<std::string>(), c.act_obs);

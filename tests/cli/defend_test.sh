@@ -106,7 +106,8 @@ expect_error "the percentile must be in (50, 100]" defend efrap $common --weight
 # An observer the grid never consults is refused, before any file is read.
 expect_error "from each batch at run time; no observer" defend efrap --model "$t/no-such-file" --data synthetic:512 --preset qu-anti-zation --act-observer minmax --out "$t/bad"
 expect_error "at every forward; no observer" defend nearest --model "$t/no-such-file" --data synthetic:512 --preset qu-anti-zation --weight-observer mse --out "$t/bad"
-expect_error "activations stay float here" defend nearest --model "$t/no-such-file" --data synthetic:512 --abits 0 --act-observer minmax --out "$t/bad"
+expect_error "activations stay float (mqbench with 0 activation bits)" defend nearest --model "$t/no-such-file" --data synthetic:512 --abits 0 --act-observer minmax --out "$t/bad"
+expect_error "activations stay float (comp-artifact" quantize --model "$t/no-such-file" --data synthetic:512 --preset comp-artifact --act-observer minmax --out "$t/bad"
 # dearest quantize shares the observer options and their checks.
 "$bin" quantize --model "$t/bd.safetensors" --data synthetic:512 --calib-size 64 --calib-pool 1 --preset mqbench --bits 4 \
   --act-observer percentile:99.9 --out "$t/q-p999" > /dev/null 2>&1 || fail "quantize --act-observer percentile:99.9 failed"
