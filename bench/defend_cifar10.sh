@@ -7,7 +7,8 @@
 # adaptive-r18@4 ..., and clean-r18@B clean-vgg@B: the clean models under MQBench's grid with the
 # Qu-ANTI-zation trigger, what the grid alone costs; ca8-r18-scratch-last@8: that attack's last epoch
 # where find_epoch kept another (default: those whose attack model exists). :GRID runs EFRAP, nearest and
-# flipped rounding on that preset's grid (--preset GRID) instead of MQBench's. METHODS
+# flipped rounding on that preset's grid (--preset GRID) instead of MQBench's (:efrap-standard also
+# puts that quantizer first among the standards, with the README anchors in mind). METHODS
 # (environment) overrides the method list; EXTRA adds options to every defend command and TAG to
 # the output folder's name (a sweep: TAG=-lf0.3 EXTRA="--lambda-f 0.3"); STANDARD replaces the
 # standard quantizers (the STE defenses train an unfolded quantized model, so PQBackdoor's int8
@@ -46,6 +47,8 @@ for job in "$@"; do
     pq-*) [ "$bits" = 8 ] && std="pytorch-fbgemm:8,mqbench:8" || std="mqbench:4" ;;
     clean-*) std="mqbench:$bits" ;;
   esac
+  # on the EFRAP reference's evaluation quantizer (its README's anchors) that quantizer comes first
+  [ "$grid" = efrap-standard ] && std="efrap-standard:$bits,$std"
   std=${STANDARD:-$std}
   ms=$methods
   [ "$grid" = mqbench ] || ms=${METHODS:-"efrap nearest flipped"}

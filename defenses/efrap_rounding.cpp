@@ -83,15 +83,17 @@ const char* error_weighting_name(ErrorWeighting e) {
 RoundingProblem rounding_problem(const Tensor& W_in, const quant::QuantScheme& scheme, const quant::QParams& qp,
                                  ErrorWeighting weighting) {
   DEAREST_CHECK(W_in.dtype() == DType::F32, "efrap: the weight must be f32, got ", W_in.describe());
-  DEAREST_CHECK(scheme.clamp && scheme.form != quant::ScaleForm::DivideFloatZero,
-                "efrap: learned rounding needs a clamped scheme with an integer zero point, got ", scheme.describe());
+  DEAREST_CHECK(scheme.form != quant::ScaleForm::DivideFloatZero,
+                "efrap: learned rounding needs an integer zero point, got ", scheme.describe());
   DEAREST_CHECK(!scheme.per_channel || scheme.axis == 0, "efrap: per-channel weights must have their channel on axis 0");
   const Tensor W = W_in.detach().plain().contiguous();
   const int64_t C = qp.channels();
   DEAREST_CHECK(C == 1 || (W.dim() >= 1 && W.size(0) == C), "efrap: ", C, " qparams for a weight ", W.describe());
   RoundingProblem p;
-  p.qmin = scheme.qmin;
-  p.qmax = scheme.qmax;
+  // An unclamped grid (EFRAP's evaluation helper lets the largest weight reach 2^(b-1)): bounds no
+  // floor(W/s) + 1 reaches, so the soft rounding is never clamped either.
+  p.qmin = scheme.clamp ? scheme.qmin : -(int64_t(1) << 24);
+  p.qmax = scheme.clamp ? scheme.qmax : (int64_t(1) << 24);
   p.multiplicative = scheme.form == quant::ScaleForm::MulScale;
   p.scale = qp.scale.contiguous().clone();
   p.zero = qp.zero_point.to(DType::F32).contiguous();

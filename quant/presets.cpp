@@ -33,7 +33,7 @@ std::string observer_label(const ObserverOptions& o) {
 std::vector<std::string> preset_names() {
   return {"mqbench",       "qu-anti-zation",   "tflite-int8", "tflite-dynamic",      "pytorch-fbgemm",
           "pytorch-qnnpack", "comp-artifact", "ocs",         "aciq",                "omse",
-          "pq-emulation-tf", "pq-emulation-fbgemm", "pq-emulation-qnnpack"};
+          "pq-emulation-tf", "pq-emulation-fbgemm", "pq-emulation-qnnpack", "efrap-standard"};
 }
 
 QuantConfig preset(const std::string& name, int w, int a) {
@@ -160,6 +160,28 @@ QuantConfig preset(const std::string& name, int w, int a) {
     c.placement = Placement::Consumer;
     DEAREST_CHECK((w == 8) && (a < 0 || a == 8), "quantize: ", name, " is PQBackdoor's 8-bit emulation (bits 8)");
     c.set_bits(8, 8);
+  } else if (name == "efrap-standard") {
+    // The "standard quantization" of the EFRAP reference's evaluation helper (quantize_helper.py,
+    // utils.py), whose README logs are the accuracy anchors: per-tensor symmetric weights
+    // w / (max|w| / (2^(b-1) - 0.5)) rounded floor(v + 0.5), never clamped (the largest weight
+    // becomes 2^(b-1)); the input of every conv and linear quantized per batch as
+    // floor(x/s + zf + 0.5) - floor(zf + 0.5), s = (max - min)/(2^b - 1), zf = -(min/s + 2^(b-1)),
+    // at the weights' bits, first and last included; BN kept.
+    QuantScheme conv = QuantScheme::make(8, true, true, false);
+    conv.form = ScaleForm::Divide;
+    conv.rounding = Rounding::HalfUp;
+    conv.clamp = false;
+    c.conv_weight = conv;
+    c.linear_weight = conv;
+    c.act = with(QuantScheme::make(8, true, false, false), QParamRule::PqEmulation, ScaleForm::DivideFloatZero,
+                 Rounding::HalfUp);
+    c.act.clamp = false;
+    c.weight_obs = obs(ObserverKind::MinMax);
+    c.act_obs = obs(ObserverKind::MinMax);
+    c.dynamic_weights = true;
+    c.dynamic_acts = true;
+    c.placement = Placement::Consumer;
+    c.set_bits(w, a < 0 ? w : a);
   } else if (name == "aciq" || name == "omse") {
     // The robust-quantization baselines on MQBench's scheme (affine per-channel weights, affine
     // per-tensor activations, first and last layer 8-bit): ACIQ clips activations at its

@@ -16,7 +16,7 @@ float round_half_even(float v) { return std::nearbyint(v); }
 
 }  // namespace
 
-float pq_float_zero(float lo, float scale) { return -(lo / scale + 128.0f); }
+float pq_float_zero(float lo, float scale, int bits) { return -(lo / scale + float(int64_t(1) << (bits - 1))); }
 
 std::pair<float, int32_t> qparams_scalar(const QuantScheme& s, float lo, float hi) {
   const float qmin = float(s.qmin), qmax = float(s.qmax);
@@ -50,8 +50,11 @@ std::pair<float, int32_t> qparams_scalar(const QuantScheme& s, float lo, float h
       return {S, int32_t(round_half_even(lo * S))};
     }
     case QParamRule::PqEmulation: {
-      const float scale = (hi - lo) / 255.0f;
-      return {scale, int32_t(round_half_even(pq_float_zero(lo, scale)))};
+      // The zero point rounds as the scheme's values do: half-even in PQBackdoor's emulation,
+      // floor(zf + 0.5) in EFRAP's evaluation helper.
+      const float scale = (hi - lo) / float((int64_t(1) << s.bits) - 1);
+      const float zf = pq_float_zero(lo, scale, s.bits);
+      return {scale, int32_t(s.rounding == Rounding::HalfUp ? std::floor(zf + 0.5f) : round_half_even(zf))};
     }
   }
   return {1.0f, 0};
@@ -79,7 +82,7 @@ QParams qparams_from_range(const QuantScheme& s, const Tensor& mn_in, const Tens
     std::tie(sc[c], zp[c]) = qparams_scalar(s, lo[c], hi[c]);
     if (qp.zero_float.defined()) {
       DEAREST_CHECK(s.rule == QParamRule::PqEmulation, "qparams: the x/s+zf form takes the pq-emulation rule");
-      qp.zero_float.data<float>()[c] = pq_float_zero(lo[c], sc[c]);
+      qp.zero_float.data<float>()[c] = pq_float_zero(lo[c], sc[c], s.bits);
     }
   }
   return qp;

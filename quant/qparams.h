@@ -5,8 +5,9 @@
 
 namespace dearest::quant {
 
-// PQBackdoor's float zero point -(mn/s + 128), in float32.
-float pq_float_zero(float lo, float scale);
+// The float zero point of per-batch inputs, -(mn/s + 2^(b-1)) in float32 (PQBackdoor's emulation
+// and EFRAP's evaluation helper; 128 at 8 bits).
+float pq_float_zero(float lo, float scale, int bits);
 
 // One channel's (scale, zero point) from its range (mn <= mx, both finite).
 std::pair<float, int32_t> qparams_scalar(const QuantScheme& s, float mn, float mx);

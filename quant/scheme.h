@@ -36,7 +36,8 @@ enum class QParamRule {
   TfliteAffine,    // TFLite: as Affine but the zero point rounds half away from zero
   Multiplicative,  // Qu-ANTI-zation: S = (2^(b-1)-1)/(max|x| + 1e-14) (symmetric), or
                    // S = (2^b-1)/(mx - mn + 1e-14), Z = round_even(mn*S) (affine)
-  PqEmulation,     // PQBackdoor's emulated inputs: s = (mx - mn)/255, zf = -(mn/s + 128), z = round_even(zf)
+  PqEmulation,     // per-batch inputs of PQBackdoor's emulation and EFRAP's evaluation helper:
+                   // s = (mx - mn)/(2^b - 1), zf = -(mn/s + 2^(b-1)), z = zf rounded as the values are
 };
 
 struct QuantScheme {

@@ -596,6 +596,60 @@ TEST(Efrap, LearnsOnAMultiplicativeDynamicGrid) {
   }
 }
 
+// The EFRAP reference's evaluation quantizer never clamps: at 4 bits the largest weight sits at 7.5
+// steps and its two neighbours are 7 and 8. Learned rounding keeps that grid: no bound stops a
+// weight's soft rounding. With float activations (the README's EFRAP rows) no unit ends in a quantizer.
+TEST(Efrap, LearnsOnTheUnclampedGridOfTheReferencesEvaluationHelper) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  quant::QuantizedModel q(spec, *m, quant::preset("efrap-standard", 4, 0));
+  auto data = calib(2, 8, 140);
+  q.calibrate(data);
+  {
+    quant::QuantLayer& l = q.layers()[2];
+    const Tensor W = l.float_weight().detach().plain().contiguous();
+    auto [mn, mx] = quant::tensor_range(l.weight->scheme(), W);
+    RoundingProblem p = rounding_problem(W, l.weight->scheme(), quant::qparams_from_range(l.weight->scheme(), mn, mx),
+                                         ErrorWeighting::Element);
+    int64_t top = 0;
+    for (int64_t k = 1; k < W.numel(); ++k)
+      if (std::fabs(W.data<float>()[k]) > std::fabs(W.data<float>()[top])) top = k;
+    const float u = p.floor_u.data<float>()[top] + p.frac.data<float>()[top];
+    EXPECT_NEAR(std::fabs(u), 7.5f, 1e-5);
+    // Rounded up (V large), the largest weight lands on 8 or -7 steps, with a live gradient.
+    Tensor V = initial_rounding_variables(p);
+    V.data<float>()[top] = 30.0f;
+    V.set_requires_grad(true);
+    Tensor wt = soft_rounded_weight(V, p);
+    const float sc = p.scale.data<float>()[0];
+    EXPECT_FLOAT_EQ(wt.data<float>()[top], (p.floor_u.data<float>()[top] + 1.0f) * sc);
+    Tensor g = Tensor::ones(V.shape());
+    backward(sum(mul(wt, g)));
+    V.data<float>()[top] = 0.0f;  // sigmoid'(0) = 1/4: the slope where the clamp would have cut it
+    Tensor V2 = V.detach().clone();
+    V2.set_requires_grad(true);
+    backward(sum(mul(soft_rounded_weight(V2, p), g)));
+    EXPECT_NEAR(V2.grad().data<float>()[top], 0.25f * sc, 1e-7f);
+  }
+  EfrapOptions o = quick(40);
+  o.lambda_f = 0;
+  o.lr = 1e-2;
+  auto reps = efrap(q, *m, data, o);
+  ASSERT_EQ(reps.size(), 21u);
+  int better = 0;
+  for (auto& r : reps) {
+    // No quantizer in any unit: each is gram or fused, none needs its graph.
+    EXPECT_NE(r.objective, "graph") << r.name << " " << r.unit;
+    EXPECT_EQ(r.unit.find("quantize("), std::string::npos) << r.unit;
+    better += r.act_error_learned < r.act_error_nearest;
+  }
+  EXPECT_GE(better, 10);
+  for (auto& l : q.layers()) {
+    EXPECT_FALSE(l.weight->scheme().clamp);
+    EXPECT_EQ(l.weight->scheme().rounding, quant::Rounding::Mask);
+  }
+}
+
 TEST(Efrap, AResumedRunEqualsAWholeRun) {
   nn::ModelSpec spec;
   auto m = warmed("resnet18:width=4", spec);

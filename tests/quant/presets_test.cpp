@@ -160,6 +160,37 @@ TEST(Presets, PqBackdoorEmulation) {
   EXPECT_ERROR_CONTAINS(preset("pq-emulation-tf", 4), "8-bit");
 }
 
+TEST(Presets, EfrapStandardIsTheEvaluationHelpersQuantizer) {
+  // Weights (utils.weight_quantize): per tensor, w / (max|w| / (2^(b-1) - 0.5)), floor(v + 0.5),
+  // never clamped, so at 4 bits the largest weight, 7.5 steps, becomes 8.
+  for (int bits : {4, 8}) {
+    QuantConfig c = preset("efrap-standard", bits);
+    EXPECT_EQ(c.a_bits, bits);
+    EXPECT_FALSE(c.fold_bn);
+    EXPECT_EQ(c.first_last_bits, 0);
+    EXPECT_TRUE(c.dynamic_weights && c.dynamic_acts);
+    const Tensor x = crafted();
+    auto q = run(c.conv_weight, x);
+    auto xs = x.to_vector();
+    const float half = float(1 << (bits - 1)) - 0.5f, scale = 3.0f / half;
+    for (size_t i = 0; i < xs.size(); ++i) EXPECT_EQ(q[i], double(std::floor(float(xs[i]) / scale + 0.5f))) << bits << "," << i;
+    EXPECT_EQ(q[size_t(3 * 6)], double(1 << (bits - 1)));  // 3.0 = max|w|, one past the signed range
+    // Inputs (utils.input_quantize) at the same bits: floor(x/s + zf + 0.5) - floor(zf + 0.5),
+    // s = (max - min)/(2^b - 1), zf = -(min/s + 2^(b-1)), neither clamped.
+    QuantScheme a = c.act;
+    auto [mn, mx] = tensor_range(a, x);
+    QParams qp = qparams_from_range(a, mn, mx);
+    const float lo = -2.5f, hi = 3.0f, st = (hi - lo) / float((1 << bits) - 1), zf = -(lo / st + float(1 << (bits - 1)));
+    EXPECT_EQ(qp.scale.data<float>()[0], st);
+    EXPECT_EQ(qp.zero_float.data<float>()[0], zf);
+    EXPECT_EQ(qp.zero_point.data<int32_t>()[0], int32_t(std::floor(zf + 0.5f)));
+    auto y = fake_quantize_raw(x, a, qp).y.to_vector();
+    for (size_t i = 0; i < xs.size(); ++i)
+      EXPECT_EQ(y[i], double((std::floor(float(xs[i]) / st + zf + 0.5f) - std::floor(zf + 0.5f)) * st)) << bits << "," << i;
+  }
+  EXPECT_EQ(preset("efrap-standard", 4, 0).a_bits, 0);  // the README's EFRAP rows: float activations
+}
+
 TEST(Presets, CompArtifactAndOcs) {
   QuantConfig ca = preset("comp-artifact", 8);
   EXPECT_EQ(ca.a_bits, 0);
