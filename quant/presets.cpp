@@ -28,6 +28,25 @@ std::string observer_label(const ObserverOptions& o) {
   return os.str();
 }
 
+// The training-time emulations (PQBackdoor's, EFRAP's evaluation helper): `weight` divides by
+// its step taken from the weights at every forward and is never clamped; every conv/linear input
+// is quantized per batch as round(x/s + zf) - round(zf), s = (max - min)/(2^b - 1),
+// zf = -(min/s + 2^(b-1)), neither clamped, both rounded by `r`; BN kept.
+void per_batch_emulation(QuantConfig& c, QuantScheme weight, Rounding r) {
+  weight.form = ScaleForm::Divide;
+  weight.rounding = r;
+  weight.clamp = false;
+  c.conv_weight = weight;
+  c.linear_weight = weight;
+  c.act = with(QuantScheme::make(8, true, false, false), QParamRule::PqEmulation, ScaleForm::DivideFloatZero, r);
+  c.act.clamp = false;
+  c.weight_obs = obs(ObserverKind::MinMax);
+  c.act_obs = obs(ObserverKind::MinMax);
+  c.dynamic_weights = true;
+  c.dynamic_acts = true;
+  c.placement = Placement::Consumer;
+}
+
 }  // namespace
 
 std::vector<std::string> preset_names() {
@@ -144,20 +163,8 @@ QuantConfig preset(const std::string& name, int w, int a) {
     const std::string mode = name.substr(13);
     DEAREST_CHECK(mode == "tf" || mode == "fbgemm" || mode == "qnnpack", "quantize: unknown preset \"", name, "\"");
     const bool tf = mode == "tf";
-    QuantScheme conv = QuantScheme::make(8, true, true, mode != "qnnpack", tf);
-    conv.form = ScaleForm::Divide;
-    conv.clamp = false;
-    c.conv_weight = conv;
-    c.linear_weight = conv;
+    per_batch_emulation(c, QuantScheme::make(8, true, true, mode != "qnnpack", tf), Rounding::HalfEven);
     c.linear_weight.per_channel = mode == "fbgemm";
-    c.act = with(QuantScheme::make(8, true, false, false), QParamRule::PqEmulation, ScaleForm::DivideFloatZero,
-                 Rounding::HalfEven);
-    c.act.clamp = false;
-    c.weight_obs = obs(ObserverKind::MinMax);
-    c.act_obs = obs(ObserverKind::MinMax);
-    c.dynamic_weights = true;
-    c.dynamic_acts = true;
-    c.placement = Placement::Consumer;
     DEAREST_CHECK((w == 8) && (a < 0 || a == 8), "quantize: ", name, " is PQBackdoor's 8-bit emulation (bits 8)");
     c.set_bits(8, 8);
   } else if (name == "efrap-standard") {
@@ -167,20 +174,7 @@ QuantConfig preset(const std::string& name, int w, int a) {
     // becomes 2^(b-1)); the input of every conv and linear quantized per batch as
     // floor(x/s + zf + 0.5) - floor(zf + 0.5), s = (max - min)/(2^b - 1), zf = -(min/s + 2^(b-1)),
     // at the weights' bits, first and last included; BN kept.
-    QuantScheme conv = QuantScheme::make(8, true, true, false);
-    conv.form = ScaleForm::Divide;
-    conv.rounding = Rounding::HalfUp;
-    conv.clamp = false;
-    c.conv_weight = conv;
-    c.linear_weight = conv;
-    c.act = with(QuantScheme::make(8, true, false, false), QParamRule::PqEmulation, ScaleForm::DivideFloatZero,
-                 Rounding::HalfUp);
-    c.act.clamp = false;
-    c.weight_obs = obs(ObserverKind::MinMax);
-    c.act_obs = obs(ObserverKind::MinMax);
-    c.dynamic_weights = true;
-    c.dynamic_acts = true;
-    c.placement = Placement::Consumer;
+    per_batch_emulation(c, QuantScheme::make(8, true, true, false), Rounding::HalfUp);
     c.set_bits(w, a < 0 ? w : a);
   } else if (name == "aciq" || name == "omse") {
     // The robust-quantization baselines on MQBench's scheme (affine per-channel weights, affine

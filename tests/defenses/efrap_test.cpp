@@ -416,16 +416,21 @@ EfrapOptions quick(int64_t iterations) {
   return o;
 }
 
+// Without the flip term (activation-preserving rounding), at a rate a few dozen iterations can use.
+EfrapOptions preserving(int64_t iterations) {
+  EfrapOptions o = quick(iterations);
+  o.lambda_f = 0;
+  o.lr = 1e-2;
+  return o;
+}
+
 TEST(Efrap, WithoutTheFlipTermItPreservesActivationsBetterThanNearest) {
   nn::ModelSpec spec;
   auto m = warmed("resnet18:width=4", spec);
   quant::QuantizedModel q(spec, *m, quant::preset("mqbench", 4));
   auto data = calib(4, 8, 70);
   q.calibrate(data);
-  EfrapOptions o = quick(150);
-  o.lambda_f = 0;
-  o.lr = 1e-2;
-  auto reps = efrap(q, *m, data, o);
+  auto reps = efrap(q, *m, data, preserving(150));
   ASSERT_EQ(reps.size(), 21u);
   int better = 0;
   for (auto& r : reps) {
@@ -494,10 +499,8 @@ TEST(Efrap, BlockWisePreservationLearnsEachResidualBlockTogether) {
   quant::QuantizedModel q(spec, *m, quant::preset("mqbench", 4));
   auto data = calib(3, 8, 120);
   q.calibrate(data);
-  EfrapOptions o = quick(60);
+  EfrapOptions o = preserving(60);
   o.block_wise = true;
-  o.lambda_f = 0;
-  o.lr = 1e-2;
   auto reps = efrap(q, *m, data, o);
   ASSERT_EQ(reps.size(), 21u);
   EXPECT_EQ(reps[0].unit, "conv1 -> bn1 -> relu -> quantize(layer1.0.conv1:input)");
@@ -549,10 +552,7 @@ TEST(Efrap, LearnsOnPyTorchsFoldedGridWithAddInputQuantizers) {
     Tensor y = units[2].forward(in[0], q.quantized_weight(*units[2].layer), true);
     EXPECT_TRUE(test::bitwise_equal(y.contiguous(), seen.contiguous()));
   }
-  EfrapOptions o = quick(40);
-  o.lambda_f = 0;
-  o.lr = 1e-2;
-  auto reps = efrap(q, *m, data, o);
+  auto reps = efrap(q, *m, data, preserving(40));
   ASSERT_EQ(reps.size(), 21u);
   int better = 0;
   for (auto& r : reps) better += r.act_error_learned <= r.act_error_nearest;
@@ -577,10 +577,7 @@ TEST(Efrap, LearnsOnAMultiplicativeDynamicGrid) {
     Tensor w = soft_rounded_weight_raw(initial_rounding_variables(p), p);
     EXPECT_LT(test::rel_err(w, l.float_weight().detach()), 1e-5);
   }
-  EfrapOptions o = quick(40);
-  o.lambda_f = 0;
-  o.lr = 1e-2;
-  auto reps = efrap(q, *m, data, o);
+  auto reps = efrap(q, *m, data, preserving(40));
   ASSERT_EQ(reps.size(), 21u);
   int better = 0;
   for (auto& r : reps) {
@@ -631,10 +628,7 @@ TEST(Efrap, LearnsOnTheUnclampedGridOfTheReferencesEvaluationHelper) {
     backward(sum(mul(soft_rounded_weight(V2, p), g)));
     EXPECT_NEAR(V2.grad().data<float>()[top], 0.25f * sc, 1e-7f);
   }
-  EfrapOptions o = quick(40);
-  o.lambda_f = 0;
-  o.lr = 1e-2;
-  auto reps = efrap(q, *m, data, o);
+  auto reps = efrap(q, *m, data, preserving(40));
   ASSERT_EQ(reps.size(), 21u);
   int better = 0;
   for (auto& r : reps) {
