@@ -241,7 +241,7 @@ Command defend_command() {
                 ("data", po::value<std::string>()->required(), "dataset spec: calibration (training split) and evaluation (test split)")
                 ("out", po::value<std::string>()->required(), "output folder: quantized.safetensors, summary.json, report.json/md")
                 ("preset", po::value<std::string>()->default_value("mqbench"),
-                 "the quantizer efrap, nearest and flipped round on (mqbench as EFRAP's reference; e.g. qu-anti-zation: the attack's own grid)")
+                 "the quantizer efrap, nearest and flipped round on (mqbench as EFRAP's reference code; efrap-standard as its README's logs; e.g. qu-anti-zation: the attack's own grid)")
                 ("bits", po::value<int>()->default_value(4), "weight bits (2..8)")
                 ("abits", po::value<int>()->default_value(-1), "activation bits (0 = float; -1 = the preset's: as --bits for mqbench and qu-anti-zation, 8 for the PyTorch and TFLite presets, float for comp-artifact)")
                 ("first-last-bits", po::value<int>()->default_value(-1), "bits of the first conv and last linear (-1: the preset's, 8 for EFRAP)")
