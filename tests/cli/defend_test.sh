@@ -108,6 +108,15 @@ expect_error "from each batch at run time; no observer" defend efrap --model "$t
 expect_error "at every forward; no observer" defend nearest --model "$t/no-such-file" --data synthetic:512 --preset qu-anti-zation --weight-observer mse --out "$t/bad"
 expect_error "activations stay float (mqbench with 0 activation bits)" defend nearest --model "$t/no-such-file" --data synthetic:512 --abits 0 --act-observer minmax --out "$t/bad"
 expect_error "activations stay float (comp-artifact" quantize --model "$t/no-such-file" --data synthetic:512 --preset comp-artifact --act-observer minmax --out "$t/bad"
+expect_error "at every forward; no observer" defend efrap --model "$t/no-such-file" --data synthetic:512 --preset efrap-standard --weight-observer mse --out "$t/bad"
+# EFRAP on the grid of the reference's README logs, with float activations as those rows: the
+# unclamped per-tensor weights and no activation quantizer anywhere.
+# shellcheck disable=SC2086
+"$bin" defend efrap $common --preset efrap-standard --bits 4 --abits 0 --iterations 20 --quiet \
+  --standard efrap-standard:4 --out "$t/efrap-std" > /dev/null 2>&1 || fail "defend efrap --preset efrap-standard --abits 0 failed"
+grep -qF '"efrap-standard@4"' "$t/efrap-std/summary.json" || fail "efrap-standard: no standard in the summary"
+grep -qF 'unclamped' "$t/efrap-std/summary.json" || fail "efrap-standard: the summary does not record the unclamped grid"
+grep -q '| 4/0 |' "$t/efrap-std/report.md" || fail "efrap-standard --abits 0: no float-activation layer in the report"
 # dearest quantize shares the observer options and their checks.
 "$bin" quantize --model "$t/bd.safetensors" --data synthetic:512 --calib-size 64 --calib-pool 1 --preset mqbench --bits 4 \
   --act-observer percentile:99.9 --out "$t/q-p999" > /dev/null 2>&1 || fail "quantize --act-observer percentile:99.9 failed"
