@@ -243,7 +243,7 @@ Command defend_command() {
                 ("preset", po::value<std::string>()->default_value("mqbench"),
                  "the quantizer efrap, nearest and flipped round on (mqbench as EFRAP's reference code; efrap-standard as its README's logs; e.g. qu-anti-zation: the attack's own grid)")
                 ("bits", po::value<int>()->default_value(4), "weight bits (2..8)")
-                ("abits", po::value<int>()->default_value(-1), "activation bits (0 = float; -1 = the preset's: as --bits for mqbench and qu-anti-zation, 8 for the PyTorch and TFLite presets, float for comp-artifact)")
+                ("abits", po::value<int>()->default_value(-1), "activation bits (0 = float; -1 = the preset's: as --bits for mqbench, qu-anti-zation and efrap-standard, 8 for the PyTorch and TFLite presets, float for comp-artifact)")
                 ("first-last-bits", po::value<int>()->default_value(-1), "bits of the first conv and last linear (-1: the preset's, 8 for EFRAP)")
                 ("layers", po::value<std::string>(), "quantize only layers under these comma-separated name prefixes")
                 ("skip", po::value<std::string>(), "never quantize layers under these prefixes (they stay float)");
