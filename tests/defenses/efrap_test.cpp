@@ -644,11 +644,12 @@ TEST(Efrap, LearnsOnTheUnclampedGridOfTheReferencesEvaluationHelper) {
   }
 }
 
-TEST(Efrap, AResumedRunEqualsAWholeRun) {
+// Cut after unit `cut` reports, then resume a fresh model at the next unit with the finished
+// roundings restored: every rounding must equal an uninterrupted run's.
+void expect_resumed_equals_whole(const EfrapOptions& o, size_t cut) {
   nn::ModelSpec spec;
   auto m = warmed("resnet18:width=4", spec);
   auto data = calib(3, 8, 90);
-  EfrapOptions o = quick(30);
   quant::QuantizedModel whole(spec, *m, quant::preset("mqbench", 4));
   whole.calibrate(data);
   efrap(whole, *m, data, o);
@@ -659,11 +660,10 @@ TEST(Efrap, AResumedRunEqualsAWholeRun) {
   struct Cut {};
   stop.on_layer = [&](size_t li, const EfrapLayerReport&) {
     done = li + 1;
-    if (li == 6) throw Cut{};
+    if (li == cut) throw Cut{};
   };
   EXPECT_THROW(efrap(part, *m, data, o, stop), Cut);
-  ASSERT_EQ(done, 7u);
-  // A fresh model with the first seven roundings restored continues at layer 7.
+  ASSERT_EQ(done, cut + 1);
   quant::QuantizedModel resumed(spec, *m, quant::preset("mqbench", 4));
   resumed.calibrate(data);
   for (size_t i = 0; i < done; ++i) set_learned_rounding(resumed.layers()[i], part.layers()[i].weight->up_mask);
@@ -671,6 +671,15 @@ TEST(Efrap, AResumedRunEqualsAWholeRun) {
   EXPECT_EQ(reps.size(), 21u - done);
   for (size_t i = 0; i < 21; ++i)
     EXPECT_TRUE(test::bitwise_equal(resumed.layers()[i].weight->up_mask, whole.layers()[i].weight->up_mask)) << i;
+}
+
+TEST(Efrap, AResumedRunEqualsAWholeRun) { expect_resumed_equals_whole(quick(30), 6); }
+
+// Block-wise, a run cut between blocks (after layer1.1, units 3 and 4) resumes at the next block.
+TEST(Efrap, AResumedBlockWiseRunEqualsAWholeRun) {
+  EfrapOptions o = quick(30);
+  o.block_wise = true;
+  expect_resumed_equals_whole(o, 4);
 }
 
 TEST(Efrap, BadInputIsAClearError) {
