@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "attacks/metrics.h"
+#include "data/image.h"
 #include "defenses/efrap.h"
 #include "tensor/error.h"
 #include "tools/cli.h"
@@ -69,15 +70,16 @@ int demo(const po::variables_map& vm) {
     args.insert(args.end(), engine.begin(), engine.end());
     steps.push_back({lbl, args, out + "/" + dir, out + "/" + dir + "/" + done});
   };
+  const std::string seed = std::to_string(vm["seed"].as<int64_t>());
   step("clean model", "1-clean", "summary.json",
-       {"train", "--data", data, "--model", model, "--epochs", std::to_string(vm["epochs"].as<int>()), "--out",
-        out + "/1-clean"});
+       {"train", "--data", data, "--model", model, "--epochs", std::to_string(vm["epochs"].as<int>()), "--seed", seed,
+        "--out", out + "/1-clean"});
   step("backdoored model", "2-attack", "summary.json",
        {"attack", "qu-anti-zation", "--model", out + "/1-clean/model.safetensors", "--data", data, "--out",
         out + "/2-attack", "--set", "bits=" + B, "--set", "epochs=" + std::to_string(vm["attack-epochs"].as<int>()),
         "--set", "lr=" + vm["attack-lr"].as<std::string>(), "--set", "c1=1", "--set", "c2=1", "--set", "batch=32", "--set",
         "calib=" + calib_size + ":32:" + calib_pool, "--set", "mqbench-calib=" + calib_size + ":32:" + calib_pool,
-        "--set", "epoch-quantizers=" + quantizer, "--set", "final-quantizers=" + quantizer + ",mqbench:" + B});
+        "--set", "epoch-quantizers=" + quantizer, "--set", "final-quantizers=" + quantizer + ",mqbench:" + B, "--seed", seed});
   const std::vector<std::pair<std::string, std::string>> methods = {
       {"nearest", "the victim's quantizer: nearest rounding"},
       {"flipped", "every weight rounded the other way"},
@@ -104,10 +106,22 @@ int demo(const po::variables_map& vm) {
        {"explain", "tsne", "--model", out + "/2-attack/model.safetensors," + nearest_q + "," + efrap_q, "--labels",
         "float," + B + "-bit nearest," + B + "-bit EFRAP", "--data", data, "--images", "300", "--out", out + "/7-tsne"});
 
+  // A finished step is reused only when it was made by the same command: a rerun with another
+  // option (epochs, seed, threads...) would otherwise mix the old step's outputs into the new table.
+  for (const Step& s : steps) {
+    const std::string made_by = s.dir + "/command.txt";
+    if (!fs::exists(made_by)) continue;
+    const std::string was = data::read_file(made_by);
+    const std::string now = "dearest " + shell_line(s.args) + "\n";
+    DEAREST_CHECK(was == now, s.dir, " was made by another command:\n  ", was, "this run's:\n  ", now,
+                  "run with --fresh to start over, or give another --out");
+  }
+
   Json demo_json = Json::object();
   demo_json.set("data", data);
   demo_json.set("model", model);
   demo_json.set("bits", int64_t(bits));
+  demo_json.set("seed", vm["seed"].as<int64_t>());
   write_text(out + "/demo.json", demo_json.dump(2) + "\n");
   if (!quiet)
     std::cerr << "dearest demo: " << steps.size() << " steps in " << out << " (finished ones are reused)\n";
@@ -236,6 +250,7 @@ Command demo_command() {
                 ("attack-lr", po::value<std::string>()->default_value("2e-4"), "Qu-ANTI-zation's Adam learning rate")
                 ("bits", po::value<int>()->default_value(4), "the victim's weight and activation bits")
                 ("iterations", po::value<int>()->default_value(3000), "EFRAP iterations per layer")
+                ("seed", po::value<int64_t>()->default_value(0), "seed of the clean training and of the attack (EFRAP keeps the reference's calibration seed, 1005)")
                 ("fresh", po::bool_switch()->default_value(false), "start over: remove the demo folder first")
                 ("quiet", po::bool_switch()->default_value(false), "no progress on stderr");
           },

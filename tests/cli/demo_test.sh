@@ -26,6 +26,12 @@ grep -qF '"story_holds"' "$t/demo/demo.json" || fail "demo.json has no verdict"
 "$bin" demo $args > "$t/run2.txt" 2> "$t/err2.txt" || fail "the rerun failed"
 [ "$(grep -c "done before, reused" "$t/err2.txt")" = 7 ] || fail "the rerun did not reuse all 7 steps: $(cat "$t/err2.txt")"
 cmp -s "$t/run1.txt" "$t/run2.txt" || fail "the rerun printed another table"
+# a rerun with another option must not reuse steps made by other commands
+# shellcheck disable=SC2086
+"$bin" demo $args --seed 1 > "$t/run3.txt" 2> "$t/err3.txt" && fail "a rerun with --seed 1 reused the seed-0 steps"
+grep -qF "1-clean was made by another command" "$t/err3.txt" || fail "--seed 1 over a seed-0 demo: $(cat "$t/err3.txt")"
+grep -qF -- "--seed 0" "$t/demo/1-clean/command.txt" || fail "the clean training does not get the demo's seed"
+grep -qF -- "--seed 0" "$t/demo/2-attack/command.txt" || fail "the attack does not get the demo's seed"
 if "$bin" demo --out "$t/demo" --bits 9 > /dev/null 2>&1; then fail "--bits 9 accepted"; fi
 mkdir -p "$t/notademo" && touch "$t/notademo/keep"
 if "$bin" demo --out "$t/notademo" --fresh > /dev/null 2>&1; then fail "--fresh removed a folder that is not a demo's"; fi
@@ -37,4 +43,4 @@ grep -qF "expected gradcam or tsne" "$t/x.txt" || fail "explain pca: $(cat "$t/x
 "$bin" explain gradcam --model "$q" --labels a,b --data synthetic:400 --out "$t/x" > "$t/x.txt" 2>&1 && fail "two labels for one model accepted"
 grep -qF -- "--labels: 2 labels for 1 models" "$t/x.txt" || fail "explain labels: $(cat "$t/x.txt")"
 grep -qF '"sent_to_target"' "$t/demo/6-gradcam/gradcam.json" || fail "gradcam.json has no predictions"
-echo "ok: demo table, report, figures, a rerun reusing every step, bad options refused"
+echo "ok: demo table, report, figures, a rerun reusing every step, a rerun with another seed refused, bad options refused"
