@@ -124,7 +124,7 @@ std::vector<EfrapLayerReport> efrap(quant::QuantizedModel& q, nn::Module& float_
     rep.act_error_learned = activation_error(u, q.quantized_weight(l), xq, target);
     rep.seconds = seconds_since(t0);
     reports.push_back(rep);
-    if (progress.on_layer) progress.on_layer(li, rep);
+    if (progress.on_layer) progress.on_layer(li, rep, true);
   };
   // Layer units, or residual blocks learned together.
   std::vector<std::vector<size_t>> groups;

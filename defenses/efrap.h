@@ -69,8 +69,10 @@ struct EfrapLayerReport {
 struct EfrapProgress {
   // Called every `curve_every` iterations with the layer index, iteration and the last window.
   std::function<void(size_t layer, size_t layers, const CurvePoint&)> on_window;
-  // Called after each layer is frozen; a checkpoint can be written here.
-  std::function<void(size_t layer, const EfrapLayerReport&)> on_layer;
+  // Called after each layer is frozen. `resumable`: a run may resume after this layer, so a
+  // checkpoint can be written here; false for a block's layers but its last, since a block cut in
+  // the middle runs again whole (a checkpoint there would report its first layers twice).
+  std::function<void(size_t layer, const EfrapLayerReport&, bool resumable)> on_layer;
 };
 
 // Runs EFRAP on `q` (calibrated, from `float_model`) with calibration batches `calib`. Layers

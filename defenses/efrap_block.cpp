@@ -125,7 +125,7 @@ std::vector<EfrapLayerReport> efrap_block(quant::QuantizedModel& q, nn::Module& 
     reps[j].setup_seconds = j == 0 ? setup : 0;
     reps[j].loop_seconds = j == 0 ? seconds_since(t_loop) : 0;
     reps[j].seconds = j == 0 ? seconds_since(t0) : 0;
-    if (progress.on_layer) progress.on_layer(idx[j], reps[j]);
+    if (progress.on_layer) progress.on_layer(idx[j], reps[j], j + 1 == idx.size());
   }
   return reps;
 }

@@ -159,9 +159,9 @@ int defend(const po::variables_map& vm) {
                    q.layers()[li].name.c_str(), long(c.iteration), long(eo.iterations), c.act, c.flip, c.round,
                    seconds_since(te));
     };
-    pr.on_layer = [&](size_t li, const defenses::EfrapLayerReport& r) {
+    pr.on_layer = [&](size_t li, const defenses::EfrapLayerReport& r, bool resumable) {
       reports.push_back(r);
-      save_progress(out, identity, q, li + 1, reports);
+      if (resumable) save_progress(out, identity, q, li + 1, reports);
       if (!quiet)
         std::fprintf(stderr, "layer %zu done: %s  flip rate %.2f%%  L_A %.5g -> %.5g  %.1f s\n", li + 1, r.unit.c_str(),
                      100 * r.flip_rate, r.act_error_nearest, r.act_error_learned, r.seconds);

@@ -658,7 +658,7 @@ void expect_resumed_equals_whole(const EfrapOptions& o, size_t cut) {
   size_t done = 0;
   EfrapProgress stop;
   struct Cut {};
-  stop.on_layer = [&](size_t li, const EfrapLayerReport&) {
+  stop.on_layer = [&](size_t li, const EfrapLayerReport&, bool) {
     done = li + 1;
     if (li == cut) throw Cut{};
   };
@@ -680,6 +680,42 @@ TEST(Efrap, AResumedBlockWiseRunEqualsAWholeRun) {
   EfrapOptions o = quick(30);
   o.block_wise = true;
   expect_resumed_equals_whole(o, 4);
+}
+
+// A checkpoint is offered only where a run can resume: after every layer layer-wise, after a
+// block's last layer block-wise (the stem, each residual block with its shortcut, the head).
+TEST(Efrap, ResumablePointsAreBlockEndsBlockWise) {
+  nn::ModelSpec spec;
+  auto m = warmed("resnet18:width=4", spec);
+  auto data = calib(2, 8, 91);
+  for (bool block_wise : {false, true}) {
+    EfrapOptions o = quick(2);
+    o.block_wise = block_wise;
+    quant::QuantizedModel q(spec, *m, quant::preset("mqbench", 4));
+    q.calibrate(data);
+    std::vector<std::string> resumable_after;
+    size_t calls = 0;
+    EfrapProgress pr;
+    pr.on_layer = [&](size_t li, const EfrapLayerReport&, bool resumable) {
+      ++calls;
+      if (resumable) resumable_after.push_back(q.layers()[li].name);
+    };
+    efrap(q, *m, data, o, pr);
+    EXPECT_EQ(calls, 21u);
+    if (!block_wise) {
+      EXPECT_EQ(resumable_after.size(), 21u);
+      continue;
+    }
+    std::vector<std::string> block_ends;
+    for (size_t i = 0; i < 21; ++i) {
+      const std::string& n = q.layers()[i].name;
+      const std::string next = i + 1 < 21 ? q.layers()[i + 1].name : "";
+      const std::string b = n.size() > 8 && n.rfind("layer", 0) == 0 ? n.substr(0, 8) : n;  // "layer2.0"
+      if (next.rfind(b + ".", 0) != 0) block_ends.push_back(n);
+    }
+    EXPECT_EQ(block_ends.size(), 10u);  // conv1, eight blocks, fc
+    EXPECT_EQ(resumable_after, block_ends);
+  }
 }
 
 TEST(Efrap, BadInputIsAClearError) {
