@@ -265,7 +265,7 @@ Json run_attack(const std::string& name, const AttackSetup& setup) {
   AttackContext ctx;
   ctx.data_text = setup.data;
   ctx.data = data::parse_data_spec(setup.data);
-  ctx.train = data::open_dataset(ctx.data, data::train_split(ctx.data.kind), setup.seed);
+  ctx.train = data::open_dataset(ctx.data, data::train_split(ctx.data.kind));
   const int64_t classes = ctx.train->num_classes(), image = data::image_size_of(ctx.data.kind);
   ctx.target = int32_t(p.integer("target"));
   DEAREST_CHECK(ctx.target >= 0 && ctx.target < classes, "target label ", ctx.target, " is outside the dataset's classes [0, ",

@@ -14,9 +14,22 @@ DataSpec parse_data_spec(const std::string& spec) {
   if (kind == "tiny" || kind == "tinyimagenet" || kind == "tiny-imagenet-200") kind = "tiny-imagenet";
   DEAREST_CHECK(kind == "cifar10" || kind == "tiny-imagenet" || kind == "imagenette" || kind == "synthetic",
                 "--data: unknown dataset \"", kind,
-                "\" in \"", spec, "\" (cifar10:PATH, tiny-imagenet:PATH, imagenette:PATH, synthetic[:N])");
+                "\" in \"", spec, "\" (cifar10:PATH, tiny-imagenet:PATH, imagenette:PATH, synthetic[:N[:SEED]])");
   DEAREST_CHECK(kind == "synthetic" || !path.empty(), "--data: ", kind, " needs a folder: ", kind, ":PATH");
-  return {kind, path};
+  DataSpec out{kind, path};
+  if (kind != "synthetic" || path.empty()) return out;
+  // synthetic:N or synthetic:N:SEED, both whole non-negative numbers (N positive)
+  auto number = [&](const std::string& t, const char* what) -> uint64_t {
+    DEAREST_CHECK(!t.empty() && t.find_first_not_of("0123456789") == std::string::npos && t.size() <= 18, "--data: ",
+                  what, " in \"", spec, "\" is not a whole number: \"", t, "\" (synthetic[:N[:SEED]])");
+    return std::stoull(t);
+  };
+  const size_t c2 = path.find(':');
+  out.path = path.substr(0, c2);
+  DEAREST_CHECK(number(out.path, "the number of images N") > 0, "--data: synthetic:N needs a positive number of images, got \"",
+                out.path, "\"");
+  if (c2 != std::string::npos) out.seed = number(path.substr(c2 + 1), "the SEED");
+  return out;
 }
 
 std::vector<std::string> splits_of(const std::string& kind) {
@@ -32,21 +45,13 @@ int64_t image_size_of(const std::string& kind) {
   return 32;
 }
 
-DatasetPtr open_dataset(const DataSpec& spec, const std::string& split, uint64_t synthetic_seed) {
+DatasetPtr open_dataset(const DataSpec& spec, const std::string& split) {
   if (spec.kind == "cifar10") return open_cifar10(spec.path, split);
   if (spec.kind == "tiny-imagenet") return open_tiny_imagenet(spec.path, split);
   if (spec.kind == "imagenette") return open_imagenette(spec.path, split);
   SyntheticOptions o;
-  o.seed = synthetic_seed;
-  if (!spec.path.empty()) {
-    try {
-      size_t used = 0;
-      o.size = std::stoll(spec.path, &used);
-      DEAREST_CHECK(used == spec.path.size() && o.size > 0, "");
-    } catch (const std::exception&) {
-      fail("--data: synthetic:N needs a positive number of images, got \"", spec.path, "\"");
-    }
-  }
+  o.seed = spec.seed;
+  if (!spec.path.empty()) o.size = std::stoll(spec.path);  // checked by parse_data_spec
   if (split == "test") o.size = std::max<int64_t>(1, o.size / 5);
   return open_synthetic(split, o);
 }

@@ -288,9 +288,9 @@ AbsResult abs_scan(nn::Module& model, const nn::ModelSpec& spec, const data::Dat
   for (auto& [n, p] : model.named_parameters()) p.set_requires_grad(false);
   const std::vector<std::string> layers = o.layers.empty() ? default_abs_layers(model, spec) : o.layers;
   const InputNormalizer norm(data.kind);
-  const auto train = data::open_dataset(data, "train", o.seed);
+  const auto train = data::open_dataset(data, "train");
   const Images seeds = load(seed_images(train, o.seeds_per_class, o.seed), data.kind);
-  const auto test_set = data::open_dataset(data, data::test_split(data.kind), o.seed);
+  const auto test_set = data::open_dataset(data, data::test_split(data.kind));
   const Images test = load(data::index_range(test_set, 0, std::min(test_set->size(), o.test_images)), data.kind);
   const auto scores = stimulate(model, layers, seeds, norm, o);
   AbsResult r;

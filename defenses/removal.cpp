@@ -17,7 +17,7 @@ namespace dearest::defenses {
 
 data::DatasetPtr clean_subset(const data::DataSpec& spec, double portion, uint64_t seed) {
   DEAREST_CHECK(portion > 0 && portion <= 1, "clean data: the portion must be in (0, 1], got ", portion);
-  data::DatasetPtr train = data::open_dataset(spec, data::train_split(spec.kind), seed);
+  data::DatasetPtr train = data::open_dataset(spec, data::train_split(spec.kind));
   const int64_t n = std::max<int64_t>(1, int64_t(std::floor(portion * double(train->size()))));
   return data::random_split(train, {n}, seed).at(0);
 }

@@ -67,8 +67,8 @@ StripResult strip(nn::Module& model, const data::DataSpec& data, const Stamp& st
   DEAREST_CHECK(stamp, "strip: no trigger to stamp");
   DEAREST_CHECK(o.overlays >= 1 && o.inputs >= 1 && o.batch >= 1, "strip: overlays, inputs and batch must be positive");
   DEAREST_CHECK(o.frr > 0 && o.frr < 1, "strip: the FRR must be in (0, 1), got ", o.frr);
-  const data::DatasetPtr test = data::open_dataset(data, data::test_split(data.kind), o.seed);
-  const data::DatasetPtr train = data::open_dataset(data, data::train_split(data.kind), o.seed);
+  const data::DatasetPtr test = data::open_dataset(data, data::test_split(data.kind));
+  const data::DatasetPtr train = data::open_dataset(data, data::train_split(data.kind));
   const auto tf = data::test_transform(data.kind)->without_normalize();
   std::vector<int64_t> inputs;
   for (int64_t i = 0; i < test->size() && int64_t(inputs.size()) < o.inputs; ++i)

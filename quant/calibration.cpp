@@ -12,7 +12,7 @@ std::vector<Tensor> calibration_batches(const data::DataSpec& spec, const CalibO
   DEAREST_CHECK(o.size >= 1 && o.batch >= 1, "calibration: size and batch must be positive, got ", o.size, " and ", o.batch);
   DEAREST_CHECK(o.pool > 0 && o.pool <= 1, "calibration: pool must be in (0, 1], got ", o.pool);
   const std::string split = o.split.empty() ? data::train_split(spec.kind) : o.split;
-  data::DatasetPtr ds = data::open_dataset(spec, split, o.seed);
+  data::DatasetPtr ds = data::open_dataset(spec, split);
   const int64_t pool = std::max<int64_t>(1, int64_t(std::ceil(o.pool * double(ds->size()))));
   DEAREST_CHECK(pool >= o.size, "calibration: ", o.size, " images asked for but the pool (first ", o.pool * 100, "% of ",
                 split, ") has ", pool, "; raise --calib-pool");

@@ -11,6 +11,7 @@
 
 #include "attacks/metrics.h"
 #include "data/image.h"
+#include "data/registry.h"
 #include "defenses/efrap.h"
 #include "tensor/error.h"
 #include "tools/cli.h"
@@ -43,7 +44,8 @@ int demo(const po::variables_map& vm) {
   const int bits = vm["bits"].as<int>();
   const bool quiet = vm["quiet"].as<bool>();
   DEAREST_CHECK(bits >= 2 && bits <= 8, "--bits: expected 2..8, got ", bits);
-  const bool synthetic = data.rfind("synthetic", 0) == 0;
+  const data::DataSpec dspec = data::parse_data_spec(data);
+  const bool synthetic = dspec.kind == "synthetic";
   if (vm["fresh"].as<bool>() && fs::exists(out)) {
     DEAREST_CHECK(fs::exists(out + "/demo.json") || fs::is_empty(out), "--fresh: ", out,
                   " is not a demo folder (no demo.json); not removing it");
@@ -55,8 +57,7 @@ int demo(const po::variables_map& vm) {
   // fifth of the set) from its first fifth.
   std::string calib_size = "1024", calib_pool = "0.05";
   if (synthetic) {
-    const size_t colon = data.find(':');
-    const int64_t n = colon == std::string::npos ? 10000 : std::stoll(data.substr(colon + 1));
+    const int64_t n = dspec.path.empty() ? 10000 : std::stoll(dspec.path);
     DEAREST_CHECK(n >= 160, "--data: the demo needs at least 160 synthetic images, got ", n);
     calib_size = std::to_string(std::min<int64_t>(256, n / 5));
     calib_pool = "0.2";

@@ -122,7 +122,7 @@ int detect(const po::variables_map& vm) {
     sum.set("target", Json());
   }
   if (method == "neural-cleanse") {
-    const auto clean = data::open_dataset(jo.data, data::test_split(jo.data.kind), nc.seed);
+    const auto clean = data::open_dataset(jo.data, data::test_split(jo.data.kind));
     std::vector<int32_t> labels;
     for (int32_t k = 0; k < int32_t(clean->num_classes()); ++k) labels.push_back(k);
     std::vector<double> l1;

@@ -109,7 +109,7 @@ int explain(const po::variables_map& vm) {
   std::vector<Loaded> models;
   for (size_t i = 0; i < files.size(); ++i) models.push_back(load_any(files[i], labels[i]));
   fs::create_directories(out);
-  const data::DatasetPtr test = data::open_dataset(jo.data, data::test_split(jo.data.kind), 0);
+  const data::DatasetPtr test = data::open_dataset(jo.data, data::test_split(jo.data.kind));
   const auto tf = data::test_transform(jo.data.kind)->without_normalize();
   const int64_t want = jo.images > 0 ? jo.images : what == "gradcam" ? 8 : 300;
   std::vector<int64_t> clean_idx, asr_idx;

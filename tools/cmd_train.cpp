@@ -60,8 +60,8 @@ int train(const po::variables_map& vm) {
   const data::DataSpec dspec = data::parse_data_spec(vm["data"].as<std::string>());
   const std::string out = vm["out"].as<std::string>();
   const uint64_t seed = vm["seed"].as<uint64_t>();
-  data::DatasetPtr train_ds = data::open_dataset(dspec, data::train_split(dspec.kind), seed);
-  data::DatasetPtr test_ds = data::open_dataset(dspec, data::test_split(dspec.kind), seed);
+  data::DatasetPtr train_ds = data::open_dataset(dspec, data::train_split(dspec.kind));
+  data::DatasetPtr test_ds = data::open_dataset(dspec, data::test_split(dspec.kind));
   if (vm.count("train-subset")) train_ds = data::index_range(train_ds, 0, std::min(train_ds->size(), vm["train-subset"].as<int64_t>()));
   nn::ModelSpec spec = spec_for(vm["model"].as<std::string>(), train_ds, dspec.kind);
   nn::set_init_seed(seed);

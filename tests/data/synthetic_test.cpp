@@ -1,6 +1,8 @@
 #include "data/synthetic.h"
 
 #include "data/image.h"
+#include "data/registry.h"
+#include "tensor/error.h"
 #include "tests/data/data_test_util.h"
 
 namespace dearest::data {
@@ -21,6 +23,22 @@ TEST(Synthetic, DeterministicFromSeed) {
   EXPECT_FALSE(dearest::test::bitwise_equal(a->image(3), open_synthetic("test", o)->image(3)));
   EXPECT_EQ(a->image(0).shape(), Shape({3, 32, 32}));
   EXPECT_EQ(a->image(0).dtype(), DType::U8);
+}
+
+// The data spec alone names the images: synthetic:N is seed 0, synthetic:N:SEED another draw.
+TEST(Synthetic, TheSpecNamesTheSeed) {
+  const DataSpec plain = parse_data_spec("synthetic:64"), zero = parse_data_spec("synthetic:64:0"),
+                 three = parse_data_spec("synthetic:64:3");
+  EXPECT_EQ(plain.seed, 0u);
+  EXPECT_EQ(three.seed, 3u);
+  EXPECT_EQ(three.path, "64");
+  EXPECT_EQ(open_dataset(three, "train")->size(), 64);
+  EXPECT_EQ(open_dataset(three, "test")->size(), 12);
+  EXPECT_TRUE(dearest::test::bitwise_equal(open_dataset(plain, "train")->image(5), open_dataset(zero, "train")->image(5)));
+  EXPECT_FALSE(dearest::test::bitwise_equal(open_dataset(plain, "train")->image(5), open_dataset(three, "train")->image(5)));
+  EXPECT_EQ(parse_data_spec("synthetic").seed, 0u);
+  for (const char* bad : {"synthetic:0", "synthetic:-5", "synthetic:64:x", "synthetic:64:1:2", "synthetic:64:", "synthetic:6e3"})
+    EXPECT_THROW(parse_data_spec(bad), Error) << bad;
 }
 
 TEST(Synthetic, BalancedClasses) {

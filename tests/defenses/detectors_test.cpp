@@ -54,7 +54,7 @@ TEST(Strip, QuantileAndEntropyOnKnownModels) {
 TEST(NeuralCleanse, ReverseEngineeringGivesAMaskAndPatternInRange) {
   nn::ModelSpec spec;
   auto m = test::warmed_model("resnet18:width=2", spec, 5, 20);
-  auto clean = data::open_dataset(data::parse_data_spec("synthetic:512"), "test", 1);
+  auto clean = data::open_dataset(data::parse_data_spec("synthetic:512:1"), "test");
   NeuralCleanseOptions o;
   o.steps = 3;
   o.images = 64;

@@ -182,7 +182,7 @@ TEST(Ibau, UnlearningRunsItsRounds) {
   auto seq = std::make_shared<nn::Sequential>();
   seq->push_back(std::make_shared<nn::Flatten>());
   seq->push_back(std::make_shared<nn::Linear>(3 * 32 * 32, 10, true));
-  auto clean = data::open_dataset(data::parse_data_spec("synthetic:512"), "train", 1);
+  auto clean = data::open_dataset(data::parse_data_spec("synthetic:512:1"), "train");
   IbauOptions o;
   o.rounds = 2;
   o.batch = 50;
@@ -210,7 +210,7 @@ TEST(Ibau, ResumedAfterARoundEqualsAWholeRun) {
     if (from) seq->load_state_dict(*from, true);
     return seq;
   };
-  auto clean = data::open_dataset(data::parse_data_spec("synthetic:512"), "train", 1);
+  auto clean = data::open_dataset(data::parse_data_spec("synthetic:512:1"), "train");
   const auto whole = build(nullptr);
   nn::StateDict start;  // copies: a state dict shares the parameters' storage
   for (const auto& [n, t] : whole->state_dict()) start.emplace_back(n, t.clone());

@@ -23,7 +23,7 @@ const data::DataSpec kData = data::parse_data_spec("synthetic:512");
 
 TEST(Removal, CleanSubsetIsASeededPortionOfTheTrainingSplit) {
   auto a = clean_subset(kData, 0.1, 3), b = clean_subset(kData, 0.1, 3), c = clean_subset(kData, 0.1, 4);
-  auto train = data::open_dataset(kData, data::train_split("synthetic"), 3);
+  auto train = data::open_dataset(kData, data::train_split("synthetic"));
   EXPECT_EQ(a->size(), int64_t(0.1 * double(train->size())));
   int64_t same_ab = 0, same_ac = 0;
   for (int64_t i = 0; i < a->size(); ++i) {
