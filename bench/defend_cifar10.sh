@@ -4,7 +4,7 @@
 # standard quantizer (first in the list: DTM uses it) and with MQBench's nearest rounding.
 #   bench/defend_cifar10.sh DEAREST_BINARY DATA_DIR RUNS_DIR [MODEL@BITS[:GRID] ...]
 # MODEL@BITS: qu-r18@4 qu-r18@8 qu4-r18-cont@4 qu4-vgg-cont@4 qu4mq-r18-cont@4 qu4mq-vgg-cont@4 qu4mqw-r18-cont@4 qu4mqw-vgg-cont@4 ca8-r18@8 ca4-r18@4 pq-r18@8 pq-r18@4 qu-vgg@4 qu-vgg@8 pq-vgg@8
-# adaptive-r18@4 ..., and clean-r18@B clean-vgg@B: the clean models under MQBench's grid with the
+# adaptive-r18@4 ..., and clean-r18@B clean-r18w32@B clean-vgg@B: the clean models under MQBench's grid with the
 # Qu-ANTI-zation trigger, what the grid alone costs; ca8-r18-scratch-last@8: that attack's last epoch
 # where find_epoch kept another (default: those whose attack model exists). :GRID runs EFRAP, nearest and
 # flipped rounding on that preset's grid (--preset GRID) instead of MQBench's (:efrap-standard also
@@ -31,6 +31,7 @@ for job in "$@"; do
   trig=
   case $model in
     clean-r18) file=$runs/cifar10-r18w16-jpeg/model.safetensors ;;
+    clean-r18w32) file=$runs/cifar10-r18w32-jpeg/model.safetensors ;;
     clean-vgg) file=$runs/cifar10-vgg16bnw16-jpeg/model.safetensors ;;
     ca8-r18-scratch-last) file=$runs/attacks/ca8-r18-scratch.run/train/epochs/034.safetensors ;;
   esac
