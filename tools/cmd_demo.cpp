@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include "attacks/metrics.h"
@@ -44,6 +43,7 @@ int demo(const po::variables_map& vm) {
   const int bits = vm["bits"].as<int>();
   const bool quiet = vm["quiet"].as<bool>();
   DEAREST_CHECK(bits >= 2 && bits <= 8, "--bits: expected 2..8, got ", bits);
+  DEAREST_CHECK(vm["seed"].as<int64_t>() >= 0, "--seed: expected a whole number >= 0, got ", vm["seed"].as<int64_t>());
   const data::DataSpec dspec = data::parse_data_spec(data);
   const bool synthetic = dspec.kind == "synthetic";
   if (vm["fresh"].as<bool>() && fs::exists(out)) {

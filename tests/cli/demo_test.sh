@@ -33,6 +33,8 @@ grep -qF "1-clean was made by another command" "$t/err3.txt" || fail "--seed 1 o
 grep -qF -- "--seed 0" "$t/demo/1-clean/command.txt" || fail "the clean training does not get the demo's seed"
 grep -qF -- "--seed 0" "$t/demo/2-attack/command.txt" || fail "the attack does not get the demo's seed"
 if "$bin" demo --out "$t/demo" --bits 9 > /dev/null 2>&1; then fail "--bits 9 accepted"; fi
+if "$bin" demo --out "$t/demo2" --seed -1 > /dev/null 2>&1; then fail "--seed -1 accepted"; fi
+[ ! -e "$t/demo2" ] || fail "a refused --seed left a folder behind"
 mkdir -p "$t/notademo" && touch "$t/notademo/keep"
 if "$bin" demo --out "$t/notademo" --fresh > /dev/null 2>&1; then fail "--fresh removed a folder that is not a demo's"; fi
 [ -f "$t/notademo/keep" ] || fail "--fresh removed a file it should not have"
