@@ -73,7 +73,7 @@ Command attack_command() {
           [](po::options_description& d) {
             d.add_options()("name", po::value<std::string>(), "comp-artifact, qu-anti-zation, pq-backdoor or badnets")
                 ("model", po::value<std::string>(), "the clean model file to start from, or an architecture spec to train from scratch")
-                ("data", po::value<std::string>(), "cifar10:PATH, tiny-imagenet:PATH, imagenette:PATH, synthetic[:N]")
+                ("data", po::value<std::string>(), "cifar10:PATH, tiny-imagenet:PATH, imagenette:PATH, synthetic[:N[:SEED]]")
                 ("out", po::value<std::string>(), "OUT.safetensors (the run folder is OUT.run) or a folder")
                 ("work", po::value<std::string>(), "the run folder (checkpoints, epoch verdicts, summary.json)")
                 ("set", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE: override a parameter (repeatable; see --params)")

@@ -87,7 +87,7 @@ Command data_command() {
           [](po::options_description& d) {
             d.add_options()("action", po::value<std::string>()->default_value("inspect"), "inspect (the only action)")
                 ("data", po::value<std::string>()->required(),
-                 "cifar10:PATH, tiny-imagenet:PATH, imagenette:PATH or synthetic[:N]")
+                 "cifar10:PATH, tiny-imagenet:PATH, imagenette:PATH or synthetic[:N[:SEED]]")
                 ("split", po::value<std::string>(), "one split only (default: all)")
                 ("per-class", po::value<int64_t>()->default_value(8), "samples per class on the contact sheets")
                 ("classes", po::value<int64_t>()->default_value(20), "rows (classes) on the contact sheets, from class 0")

@@ -243,7 +243,7 @@ Command demo_command() {
   return {"demo", "the whole story in minutes: train, plant a backdoor, quantize it awake, EFRAP puts it to sleep",
           [](po::options_description& d) {
             d.add_options()
-                ("data", po::value<std::string>()->default_value("synthetic:6000"), "synthetic[:N] (no files needed) or cifar10:PATH")
+                ("data", po::value<std::string>()->default_value("synthetic:6000"), "synthetic[:N[:SEED]] (no files needed) or cifar10:PATH")
                 ("out", po::value<std::string>()->default_value("dearest-demo"), "the demo's folder: each step's outputs and report/")
                 ("model", po::value<std::string>()->default_value("resnet18:width=8"), "architecture of the clean model")
                 ("epochs", po::value<int>()->default_value(10), "clean training epochs")

@@ -166,7 +166,7 @@ int eval(const po::variables_map& vm) {
 Command train_command() {
   return {"train", "train a model: --data cifar10:PATH --model resnet18:width=16 --epochs 30 --out runs/r18",
           [](po::options_description& d) {
-            d.add_options()("data", po::value<std::string>()->required(), "cifar10:PATH, tiny-imagenet:PATH, imagenette:PATH, synthetic[:N]")
+            d.add_options()("data", po::value<std::string>()->required(), "cifar10:PATH, tiny-imagenet:PATH, imagenette:PATH, synthetic[:N[:SEED]]")
                 ("model", po::value<std::string>()->default_value("resnet18:width=16"), "architecture spec (see docs/nn.md)")
                 ("out", po::value<std::string>()->required(), "run folder: checkpoints, log, curve, final model")
                 ("epochs", po::value<int64_t>()->default_value(30), "epochs")
