@@ -165,7 +165,9 @@ int demo(const po::variables_map& vm) {
     row("backdoored, " + B + "-bit " + methods[i].first, methods[i].second, s["defended"], 1, true);
   }
 
-  std::printf("\ndearest demo: a Qu-ANTI-zation backdoor on %s, %s, %d-bit\n\n", data.c_str(), model.c_str(), bits);
+  const std::string seed_note = seed == "0" ? "" : ", seed " + seed;
+  std::printf("\ndearest demo: a Qu-ANTI-zation backdoor on %s, %s, %d-bit%s\n\n", data.c_str(), model.c_str(), bits,
+              seed_note.c_str());
   std::printf("%-28s %8s %8s %8s   %s\n", "", "CDA %", "ASR %", "DTM", "");
   for (const Row& r : rows)
     std::printf("%-28s %8s %8s %8s   %s\n", r.name.c_str(), fmt(r.cda).c_str(), fmt(r.asr).c_str(), fmt(r.dtm).c_str(),
@@ -205,7 +207,7 @@ int demo(const po::variables_map& vm) {
     fs::copy_file(out + "/7-tsne" + f, rep + f, fs::copy_options::overwrite_existing);
   }
   std::string md = "# dearest demo\n\nA Qu-ANTI-zation backdoor on `" + data + "`, `" + model + "`, " + B +
-                   "-bit, quantized by the attack's own quantizer (`" + quantizer + "`), then by EFRAP on the same grid.\n\n";
+                   "-bit" + seed_note + ", quantized by the attack's own quantizer (`" + quantizer + "`), then by EFRAP on the same grid.\n\n";
   md += "| | CDA % | ASR % | DTM | |\n|---|---|---|---|---|\n";
   for (const Row& r : rows) md += "| " + r.name + " | " + fmt(r.cda) + " | " + fmt(r.asr) + " | " + fmt(r.dtm) + " | " + r.what + " |\n";
   md += "\n![results](results.svg)\n\n![clean training](clean-training.svg)\n\n![attack](attack.svg)\n\n"

@@ -7,7 +7,8 @@ bin=$1
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-args="--threads 1 --isa avx2 --out $t/demo --data synthetic:400 --model resnet18:width=2 --epochs 1 --attack-epochs 1 --iterations 5"
+common="--threads 1 --isa avx2 --data synthetic:400 --model resnet18:width=2 --epochs 1 --attack-epochs 1 --iterations 5"
+args="$common --out $t/demo"
 # shellcheck disable=SC2086
 "$bin" demo $args > "$t/run1.txt" 2> "$t/err1.txt" || fail "the demo failed: $(tail -5 "$t/err1.txt")"
 for row in "clean model, float" "clean model, 4-bit nearest" "backdoored, float" "backdoored, 4-bit nearest" "backdoored, 4-bit flipped" "backdoored, 4-bit efrap"; do
@@ -32,6 +33,12 @@ cmp -s "$t/run1.txt" "$t/run2.txt" || fail "the rerun printed another table"
 grep -qF "1-clean was made by another command" "$t/err3.txt" || fail "--seed 1 over a seed-0 demo: $(cat "$t/err3.txt")"
 grep -qF -- "--seed 0" "$t/demo/1-clean/command.txt" || fail "the clean training does not get the demo's seed"
 grep -qF -- "--seed 0" "$t/demo/2-attack/command.txt" || fail "the attack does not get the demo's seed"
+# another seed in its own folder: the table and the report say which
+# shellcheck disable=SC2086
+"$bin" demo $common --out "$t/demo-s1" --seed 1 > "$t/run4.txt" 2> "$t/err4.txt" || fail "the demo with --seed 1 failed: $(tail -5 "$t/err4.txt")"
+grep -qF "4-bit, seed 1" "$t/run4.txt" || fail "the table does not name seed 1: $(head -3 "$t/run4.txt")"
+grep -qF "4-bit, seed 1" "$t/demo-s1/report/README.md" || fail "the report does not name seed 1"
+grep -qF -- "--seed 1" "$t/demo-s1/1-clean/command.txt" || fail "the clean training of --seed 1 does not get it"
 if "$bin" demo --out "$t/demo" --bits 9 > /dev/null 2>&1; then fail "--bits 9 accepted"; fi
 if "$bin" demo --out "$t/demo2" --seed -1 > /dev/null 2>&1; then fail "--seed -1 accepted"; fi
 [ ! -e "$t/demo2" ] || fail "a refused --seed left a folder behind"
