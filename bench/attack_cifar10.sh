@@ -3,7 +3,7 @@
 # on the 2-core development machine; the reference epoch counts are in each attack's --params):
 #   bench/attack_cifar10.sh DEAREST_BINARY DATA_DIR RUNS_DIR [RUN ...]
 # RUN: qu-r18 qu-r18-more qu4-r18-cont qu4-vgg-cont qu4mq-r18-cont qu4mq-vgg-cont qu4mqw-r18-cont qu4mqw-vgg-cont qu4mqmm-r18-cont qu4mqw-r18-clean
-# qu4mqw-r18-clean-s1 qu4mqw-r18w32-clean qu4mqw-r18w32-clean-s1 ca8-r18 ca8-r18-lowlr ca8-r18-lr01 ca8-r18-scratch ca4-r18 ca4-r18-8ep ca4-r18-lr01 pq-r18 qu-vgg pq-vgg qu4-r18
+# qu4mqw-r18-clean-s1 qu4mqw-r18w32-clean qu4mqw-r18w32-clean-s1 qu4mqw-r18w32-clean-s2 ca8-r18 ca8-r18-lowlr ca8-r18-lr01 ca8-r18-scratch ca4-r18 ca4-r18-8ep ca4-r18-lr01 pq-r18 qu-vgg pq-vgg qu4-r18
 # adaptive-r18 adaptive-random-r18 adaptive-efrap-r18 badnets-r18 (default: qu-r18 ca8-r18 ca8-r18-lowlr ca4-r18
 # pq-r18 qu-vgg pq-vgg qu4-r18). The clean models are
 # RUNS_DIR/cifar10-r18w16-jpeg and RUNS_DIR/cifar10-vgg16bnw16-jpeg (docs/nn.md), and for the
@@ -43,6 +43,7 @@ for run in "$@"; do
     # the same at twice the width: does the CDA EFRAP gives up shrink with the model's redundancy?
     qu4mqw-r18w32-clean) args="qu-anti-zation --model $r18w32 $mq_q --set epochs=4 --set ranges=observed --set acts=float" ;;
     qu4mqw-r18w32-clean-s1) args="qu-anti-zation --model $r18w32 $mq_q --set epochs=4 --set ranges=observed --set acts=float --seed 1" ;;
+    qu4mqw-r18w32-clean-s2) args="qu-anti-zation --model $r18w32 $mq_q --set epochs=4 --set ranges=observed --set acts=float --seed 2" ;;
     # the same with the attack's own min-max ranges (it did not transfer to MQBench's MSE ranges)
     qu4mqmm-r18-cont) args="qu-anti-zation --model $runs/attacks/qu4-r18-cont.safetensors $mq_q" ;;
     qu-vgg) args="qu-anti-zation --model $vgg --set epochs=12" ;;
